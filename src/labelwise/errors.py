@@ -1,0 +1,139 @@
+"""One error hierarchy with one message shape: what is wrong, where, and the fix.
+
+Every error a user can cause is a :class:`LabelwiseError`. Subclasses also inherit the
+natural builtin (``ValueError``, ``ImportError``) so generic ``except`` clauses keep working,
+as scikit-learn does with ``NotFittedError(ValueError, AttributeError)``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from labelwise.findings import Finding
+
+__all__ = [
+    "LabelwiseError",
+    "DataError",
+    "LabelError",
+    "AmbiguousTaskError",
+    "SchemaMismatchError",
+    "ConfigError",
+    "SearchSpaceError",
+    "ContractError",
+    "PreflightError",
+    "MissingDependencyError",
+]
+
+
+class LabelwiseError(Exception):
+    """Base class of every error a user can cause.
+
+    ``str(err)`` is one line: what is wrong, where, then ``Fix: ...``.
+
+    Attributes:
+        what: The problem, in one sentence.
+        where: Where it is (file, split, column, rows, value), or ``""``.
+        fix: What to do about it, or ``""``.
+        code: A stable finding code (``LW1xx`` labels, ``LW2xx`` contract, ``LW3xx`` config
+            and search space, ``LW4xx`` model and data access) or ``""``.
+    """
+
+    default_code = ""
+
+    def __init__(self, what: str, *, where: str = "", fix: str = "", code: str = "") -> None:
+        self.what = what
+        self.where = where
+        self.fix = fix
+        self.code = code or self.default_code
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        text = self.what
+        if self.where:
+            text += f" ({self.where})"
+        if self.fix:
+            text += f". Fix: {self.fix}"
+        return text
+
+    def to_finding(self, *, split: str | None = None) -> Finding:
+        """This error as an error-level :class:`~labelwise.findings.Finding`."""
+        from labelwise.findings import Finding, Where
+
+        return Finding(
+            code=self.code or "LW000",
+            level="error",
+            message=self.what,
+            where=getattr(self, "where_obj", None) or Where(split=split, detail=self.where),
+            fix=self.fix,
+        )
+
+
+class DataError(LabelwiseError, ValueError):
+    """An input table cannot be used: missing file, unreadable format, unknown column."""
+
+    default_code = "LW400"
+
+
+class LabelError(LabelwiseError, ValueError):
+    """The labels cannot make a consistent schema (one class, mixed forms, stray value...)."""
+
+    default_code = "LW100"
+
+    def __init__(self, what: str, *, where: Any = "", fix: str = "", code: str = "") -> None:
+        from labelwise.findings import Where
+
+        self.where_obj = where if isinstance(where, Where) else None
+        super().__init__(what, where=str(where) if where else "", fix=fix, code=code)
+
+
+class AmbiguousTaskError(LabelError):
+    """The labels fit more than one task; the message names the ``--task`` to pass."""
+
+    default_code = "LW119"
+
+
+class SchemaMismatchError(LabelwiseError, ValueError):
+    """Two schemas that must be equal differ (saved model vs data, study vs data)."""
+
+    default_code = "LW130"
+
+
+class ConfigError(LabelwiseError, ValueError):
+    """A run configuration value is unknown, malformed or out of range."""
+
+    default_code = "LW300"
+
+
+class SearchSpaceError(ConfigError):
+    """A search-space entry is unknown, malformed, or would change the label encoding."""
+
+    default_code = "LW310"
+
+
+class ContractError(LabelwiseError, ValueError):
+    """Targets or settings do not match the head/loss contract."""
+
+    default_code = "LW200"
+
+
+class PreflightError(LabelwiseError):
+    """Preflight found one or more error findings; ``findings`` lists every one."""
+
+    default_code = "LW000"
+
+    def __init__(self, findings: list[Finding]) -> None:
+        self.findings = list(findings)
+        errors = [f for f in self.findings if f.level == "error"]
+        head = f"preflight found {len(errors)} error(s)"
+        lines = "; ".join(f.render() for f in errors)
+        super().__init__(f"{head}: {lines}" if lines else head)
+
+    def render(self) -> str:  # the findings carry their own where/fix
+        return self.what
+
+
+class MissingDependencyError(LabelwiseError, ImportError):
+    """An optional feature needs an extra that is not installed."""
+
+    default_code = "LW401"

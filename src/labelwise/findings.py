@@ -1,0 +1,158 @@
+"""Findings: one problem (or fact) about the data, the contract or the config.
+
+A finding has a stable ``code``, a ``level`` (error / warning / info), a one-line
+``message``, a structured ``where`` and the ``fix``. Audits and preflight collect every
+finding and fail once; they never stop at the first problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Level", "Where", "Finding", "Findings", "format_value", "format_rows", "MAX_ROWS"]
+
+Level = Literal["error", "warning", "info"]
+MAX_ROWS = 5
+_LEVEL_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+def format_value(value: Any) -> str:
+    """A label value as it appears in messages: strings quoted, others by ``repr``."""
+    if isinstance(value, str):
+        return repr(value)
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    return repr(value)
+
+
+def format_rows(rows: Sequence[int], count: int | None = None) -> str:
+    """``"rows 4, 17, 90"`` or ``"rows 1, 2, 3, 4, 5, … (12 in all)"``."""
+    count = len(rows) if count is None else count
+    shown = ", ".join(str(r) for r in list(rows)[:MAX_ROWS])
+    word = "row" if count == 1 else "rows"
+    if count > MAX_ROWS:
+        return f"{word} {shown}, … ({count} in all)"
+    return f"{word} {shown}"
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a finding is: split, column(s), up to five row numbers with a count, the value.
+
+    Row numbers are 0-based positions of data rows in the split as loaded (the header of a
+    CSV is not a row), the same numbers ``pandas.read_csv(path).iloc[row]`` gives.
+    """
+
+    split: str | None = None
+    column: str | None = None
+    rows: tuple[int, ...] = ()
+    count: int | None = None
+    value: Any = None
+    file: str | None = None
+    detail: str = ""
+
+    @classmethod
+    def at(
+        cls,
+        *,
+        split: str | None = None,
+        column: str | None = None,
+        rows: Iterable[int] = (),
+        value: Any = None,
+        file: str | None = None,
+        detail: str = "",
+    ) -> Where:
+        rows = [int(r) for r in rows]
+        return cls(
+            split=split,
+            column=column,
+            rows=tuple(rows[:MAX_ROWS]),
+            count=len(rows) if rows else None,
+            value=value,
+            file=file,
+            detail=detail,
+        )
+
+    def __str__(self) -> str:
+        parts = []
+        if self.file:
+            parts.append(f"file {self.file}")
+        if self.split:
+            parts.append(f"split '{self.split}'")
+        if self.column:
+            parts.append(f"column '{self.column}'")
+        if self.rows:
+            parts.append(format_rows(self.rows, self.count))
+        if self.value is not None:
+            parts.append(f"value {format_value(self.value)}")
+        if self.detail:
+            parts.append(self.detail)
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["rows"] = list(self.rows)
+        value = self.value
+        if hasattr(value, "tolist"):
+            value = value.tolist()
+        if value is not None and not isinstance(value, (str, int, float, bool, list)):
+            value = repr(value)
+        out["value"] = value
+        return out
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem or fact. ``render()`` gives the one-line form used by the CLI."""
+
+    code: str
+    level: Level
+    message: str
+    where: Where = field(default_factory=Where)
+    fix: str = ""
+
+    def render(self) -> str:
+        text = f"{self.code} {self.message}"
+        where = str(self.where)
+        if where:
+            text += f" ({where})"
+        if self.fix:
+            text += f". Fix: {self.fix}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "level": self.level,
+            "message": self.message,
+            "where": self.where.to_dict(),
+            "fix": self.fix,
+        }
+
+
+class Findings(tuple):
+    """An ordered, immutable collection of findings (errors first) with small helpers."""
+
+    def __new__(cls, items: Iterable[Finding] = ()) -> Findings:
+        ordered = sorted(items, key=lambda f: (_LEVEL_ORDER[f.level], f.code))
+        return super().__new__(cls, ordered)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self if f.level == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self if f.level == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def codes(self) -> list[str]:
+        return [f.code for f in self]
+
+    def by_code(self, code: str) -> list[Finding]:
+        return [f for f in self if f.code == code]
