@@ -19,22 +19,6 @@ from labelwise.labels import Task, form_word
 __all__ = ["audit", "audit_frames", "rare_threshold", "SPLIT_WORDS"]
 
 SPLIT_WORDS = {"train": "train", "valid": "validation", "test": "test"}
-# Cell forms each label format accepts; anything else in another split is LW111.
-_COMPATIBLE = {
-    "strings": {Form.STRING},
-    "ints": {Form.INT, Form.INTEGRAL_FLOAT},
-    "integral_floats": {Form.INT, Form.INTEGRAL_FLOAT},
-    "bools": {Form.BOOL},
-    "floats": {Form.INT, Form.INTEGRAL_FLOAT, Form.FLOAT},
-    "name_lists": {Form.NAMES, Form.EMPTY_LIST},
-    "delimited_strings": {Form.NAMES, Form.EMPTY_LIST},
-    "one_hot_rows": {Form.INDICATOR},
-    "one_hot_columns": {Form.INDICATOR},
-    "multi_hot_rows": {Form.INDICATOR},
-    "binary_columns": {Form.INDICATOR},
-    "float_vectors": {Form.VECTOR, Form.INDICATOR},
-    "float_columns": {Form.VECTOR, Form.INDICATOR},
-}
 
 
 def rare_threshold(n_rows: int) -> int:
@@ -127,11 +111,8 @@ class _Ctx:
 
     def forms(self) -> list[Finding]:
         # ints in train, strings in validation -> the form differs between splits
-        allowed = _COMPATIBLE.get(self.schema.label_format, set())
-        if self.schema.task is Task.MULTILABEL and self.schema.label_format == "strings":
-            allowed = {Form.STRING, Form.NAMES, Form.EMPTY_LIST}
         wrong = [i for i, c in enumerate(self.cells)
-                 if c.form not in allowed and c.form is not Form.MISSING]
+                 if not self.schema.accepts(c.form) and c.form is not Form.MISSING]
         if not wrong:
             return []
         kinds = Counter(self.cells[i].form for i in wrong)
@@ -144,14 +125,13 @@ class _Ctx:
 
     def unfit(self) -> list[Finding]:
         """Cells of a compatible form that still do not fit: unseen classes, bad rows."""
-        allowed = _COMPATIBLE.get(self.schema.label_format, set()) | {Form.STRING, Form.NAMES}
         unseen: dict[Any, list[int]] = defaultdict(list)
         not_one: list[int] = []
         width: list[int] = []
         for i, (cell, value) in enumerate(zip(self.cells, self.canon, strict=True)):
             if not isinstance(value, Exception) or cell.form is Form.MISSING:
                 continue
-            if cell.form not in allowed:
+            if not self.schema.accepts(cell.form):
                 continue  # reported by forms()
             if isinstance(value, KeyError):
                 unseen[value.args[0]].append(i)
@@ -300,6 +280,12 @@ def _norm(label: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", label).casefold().split())
 
 
+def _spelling(label: str) -> str:
+    """A label as quoted in LW106, marked where its Unicode form is not NFC."""
+    text = format_value(label)
+    return text if unicodedata.normalize("NFC", label) == label else text + " [not NFC]"
+
+
 def _variants(frames: Mapping[str, Any], label_columns: Sequence[str], schema: Any,
               column: str) -> list[Finding]:
     # "Positive" next to "positive", "pos " next to "pos", "café" in two Unicode forms
@@ -316,7 +302,7 @@ def _variants(frames: Mapping[str, Any], label_columns: Sequence[str], schema: A
     for group in spellings.values():
         if len(group) > 1:
             ranked = group.most_common()
-            listed = ", ".join(f"{format_value(v)} ({n})" for v, n in ranked)
+            listed = ", ".join(f"{_spelling(v)} ({n})" for v, n in ranked)
             out.append(Finding("LW106", "error", f"labels differ only by case, whitespace or "
                                f"Unicode form: {listed}",
                                Where(column=column, value=ranked[-1][0]),

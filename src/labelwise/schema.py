@@ -22,9 +22,25 @@ from labelwise.errors import LabelError, SchemaMismatchError
 from labelwise.findings import Where, format_rows, format_value
 from labelwise.labels import Task, TaskInference, infer_task
 
-__all__ = ["LabelSchema", "infer_schema", "SCHEMA_VERSION"]
+__all__ = ["LabelSchema", "infer_schema", "SCHEMA_VERSION", "COMPATIBLE_FORMS"]
 
 SCHEMA_VERSION = 1
+# Cell forms each label format accepts; anything else is of another form (LW111).
+COMPATIBLE_FORMS = {
+    "strings": {Form.STRING},
+    "ints": {Form.INT, Form.INTEGRAL_FLOAT},
+    "integral_floats": {Form.INT, Form.INTEGRAL_FLOAT},
+    "bools": {Form.BOOL},
+    "floats": {Form.INT, Form.INTEGRAL_FLOAT, Form.FLOAT},
+    "name_lists": {Form.NAMES, Form.EMPTY_LIST},
+    "delimited_strings": {Form.NAMES, Form.EMPTY_LIST},
+    "one_hot_rows": {Form.INDICATOR},
+    "one_hot_columns": {Form.INDICATOR},
+    "multi_hot_rows": {Form.INDICATOR},
+    "binary_columns": {Form.INDICATOR},
+    "float_vectors": {Form.VECTOR, Form.INDICATOR},
+    "float_columns": {Form.VECTOR, Form.INDICATOR},
+}
 
 
 def _plain(value: Any) -> Any:
@@ -110,6 +126,12 @@ class LabelSchema:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     # -- canonical values ------------------------------------------------------------------
+    def accepts(self, form: Form) -> bool:
+        """Whether a cell of this form can hold a label of this schema's format."""
+        if self.task is Task.MULTILABEL and self.label_format == "strings":
+            return form in (Form.STRING, Form.NAMES, Form.EMPTY_LIST)
+        return form in COMPATIBLE_FORMS.get(self.label_format, ())
+
     def parse(self, values: Any) -> list[Cell]:
         """Parse a column (or a mapping of columns) the way this schema's source was parsed."""
         if len(self.columns) > 1:
@@ -130,6 +152,8 @@ class LabelSchema:
         form, value = cell.form, cell.value
         if form is Form.MISSING:
             raise ValueError("missing")
+        if not self.accepts(form):
+            raise ValueError(form.value)
         if self.task is Task.REGRESSION:
             if form in (Form.INT, Form.INTEGRAL_FLOAT, Form.FLOAT):
                 value = (value,)

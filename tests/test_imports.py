@@ -1,0 +1,51 @@
+"""The label core and `inspect` load none of torch, transformers, optuna."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("torch", "transformers", "optuna", "ray", "datasets", "sklearn")
+
+CORE = """
+import sys, labelwise
+from labelwise import infer_schema, load_splits, audit
+import labelwise.labels, labelwise.schema, labelwise.audit, labelwise.data, labelwise.errors
+import labelwise.findings, labelwise.inspection, labelwise.cli
+print(",".join(m for m in {heavy!r} if m in sys.modules))
+"""
+
+
+def test_label_core_imports_nothing_heavy():
+    proc = subprocess.run([sys.executable, "-c", CORE.format(heavy=HEAVY)],
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == ""
+
+
+def test_inspect_run_imports_nothing_heavy(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("text,label\n" + "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(20)))
+    code = (
+        "import sys\n"
+        "from labelwise.cli import app\n"
+        f"try:\n    app(['inspect', {str(path)!r}, '--valid', {str(path)!r}])\n"
+        "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+        "print('HEAVY=' + ','.join(m for m in ('torch', 'transformers', 'optuna')"
+        " if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert proc.stdout.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_core_imports_without_heavy_packages_installed():
+    # Block the heavy packages outright: the label core must still import and run.
+    code = (
+        "import sys\n"
+        f"for m in {HEAVY!r}: sys.modules[m] = None\n"
+        "from labelwise import infer_schema\n"
+        "print(infer_schema(['a', 'b']).task.value)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert proc.stdout.strip() == "binary"
