@@ -138,9 +138,23 @@ def column_values(values: Any) -> list[Any]:
     return list(values)
 
 
+_HASHABLE = (str, int, float, bool)
+
+
 def parse_column(values: Any, *, label_sep: str | None = None) -> list[Cell]:
-    """Parse every cell of one label column."""
-    return [parse_cell(v, label_sep=label_sep) for v in column_values(values)]
+    """Parse every cell of one label column (scalar cells are parsed once per distinct value)."""
+    cache: dict[tuple[type, Any], Cell] = {}
+    out: list[Cell] = []
+    for value in column_values(values):
+        if isinstance(value, _HASHABLE) and not _is_nan(value):
+            key = (type(value), value)
+            cell = cache.get(key)
+            if cell is None:
+                cell = cache[key] = parse_cell(value, label_sep=label_sep)
+            out.append(cell)
+        else:
+            out.append(parse_cell(value, label_sep=label_sep))
+    return out
 
 
 def parse_columns(columns: Mapping[str, Any]) -> list[Cell]:

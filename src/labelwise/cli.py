@@ -119,6 +119,102 @@ def inspect(
     run_safely(body)
 
 
+ConfigOpt = Annotated[str | None, typer.Option("--config", "-c",
+                                               help="Run config (YAML or TOML).")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override a config key: --set train.learning_rate=3e-5 (repeatable).")]
+TrainOpt = Annotated[str | None, typer.Option("--train", help="Training file (data.train).")]
+ValidOpt = Annotated[str | None, typer.Option("--valid", help="Validation file.")]
+TestOpt = Annotated[str | None, typer.Option("--test", help="Test file.")]
+LabelColOpt = Annotated[list[str] | None, typer.Option("--label-column",
+                                                       help="Label column(s).")]
+TextColOpt = Annotated[str | None, typer.Option("--text-column")]
+TaskFlag = Annotated[str | None, typer.Option("--task")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="model.name_or_path.")]
+OutOpt = Annotated[str | None, typer.Option("--output-dir", "-o", help="output_dir.")]
+
+
+def build_config(config: str | None, sets: list[str] | None, *, train: str | None = None,
+                 valid: str | None = None, test: str | None = None,
+                 label_column: list[str] | None = None, text_column: str | None = None,
+                 task: str | None = None, model: str | None = None,
+                 output_dir: str | None = None, extra: list[str] | None = None) -> Any:
+    """A :class:`RunConfig` from a file plus flags (flags override the file)."""
+    from labelwise.config import load_config
+
+    overrides = list(extra or [])
+    for key, value in (("data.train", train), ("data.valid", valid), ("data.test", test),
+                       ("data.text_column", text_column), ("data.task", task),
+                       ("model.name_or_path", model), ("output_dir", output_dir)):
+        if value is not None:
+            overrides.append(f"{key}={json.dumps(value)}")
+    if label_column:
+        overrides.append(f"data.label_columns={json.dumps(_split_list(label_column))}")
+    overrides.extend(sets or [])
+    return load_config(config, overrides=overrides, base=None if config else {})
+
+
+def print_preflight_error(err: Any) -> None:
+    from labelwise.render import print_findings
+
+    console = _console(stderr=True)
+    n_errors = len([f for f in err.findings if f.level == "error"])
+    console.print(f"[bold red]preflight failed:[/] {n_errors} error(s); nothing was loaded "
+                  "or written")
+    print_findings(err.findings, console)
+
+
+@app.command()
+def check(
+    config: ConfigOpt = None,
+    sets: SetOpt = None,
+    train: TrainOpt = None,
+    valid: ValidOpt = None,
+    test: TestOpt = None,
+    label_column: LabelColOpt = None,
+    text_column: TextColOpt = None,
+    task: TaskFlag = None,
+    model: ModelOpt = None,
+    search: Annotated[bool | None, typer.Option(
+        "--search/--no-search", help="Check the search too (default: when the config has "
+        "a search section).")] = None,
+    fmt: FormatOpt = "text",
+) -> None:
+    """Run every check a training run or a search would run, without starting it."""
+
+    def body() -> None:
+        from labelwise.errors import PreflightError
+        from labelwise.preflight import preflight
+        from labelwise.render import print_plan
+
+        _check_format(fmt)
+        cfg = build_config(config, sets, train=train, valid=valid, test=test,
+                           label_column=label_column, text_column=text_column, task=task,
+                           model=model)
+        do_search = cfg.search is not None if search is None else search
+        try:
+            plan = preflight(cfg, source=config, search=do_search)
+        except PreflightError as err:
+            if fmt == "json":
+                sys.stdout.write(json.dumps({"ok": False, "findings": [
+                    f.to_dict() for f in err.findings]}, indent=2, default=str) + "\n")
+            else:
+                print_preflight_error(err)
+            raise typer.Exit(2) from None
+        if fmt == "json":
+            out = {"ok": True, "task": plan.schema.task.value,
+                   "num_labels": plan.contract.num_labels,
+                   "classes": list(plan.schema.classes),
+                   "fingerprint": plan.schema.fingerprint,
+                   "findings": [f.to_dict() for f in plan.findings], **plan.to_dict()}
+            sys.stdout.write(json.dumps(out, indent=2, default=str) + "\n")
+        else:
+            print_plan(plan, _console())
+        raise typer.Exit(0)
+
+    run_safely(body)
+
+
 def _check_format(fmt: str) -> None:
     from labelwise.errors import ConfigError
 

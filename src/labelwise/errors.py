@@ -123,7 +123,9 @@ class PreflightError(LabelwiseError):
     default_code = "LW000"
 
     def __init__(self, findings: list[Finding]) -> None:
-        self.findings = list(findings)
+        from labelwise.findings import Findings
+
+        self.findings = Findings(findings)
         errors = [f for f in self.findings if f.level == "error"]
         head = f"preflight found {len(errors)} error(s)"
         lines = "; ".join(f.render() for f in errors)

@@ -97,3 +97,17 @@ def print_inspection(result: Any, console: Any) -> None:
         console.print(table)
     console.print("\n[bold]Findings[/]")
     print_findings(result.findings, console)
+
+
+def print_plan(plan: Any, console: Any) -> None:
+    """The resolved plan: each decision once, then the findings."""
+    from rich.markup import escape
+
+    console.print("[bold]Plan[/]")
+    for d in plan.decisions:
+        console.print(f"  [bold]{escape(d.key)}[/]={escape(str(d.value))}  "
+                      f"[dim]({escape(d.reason)})[/]")
+    console.print(f"  schema fingerprint {plan.schema.fingerprint}")
+    console.print("\n[bold]Findings[/]")
+    print_findings(plan.findings, console)
+    console.print("[green]preflight passed[/]: nothing was loaded or written")

@@ -1,0 +1,295 @@
+"""The run configuration: validated, frozen, sections, unknown keys are errors.
+
+User input is kept verbatim in these models; everything derived from it lives in the
+resolved :class:`~labelwise.plan.Plan`. Load with :func:`load_config` from YAML or TOML,
+with ``key=value`` overrides from the command line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from labelwise.errors import ConfigError
+from labelwise.findings import Finding, Where
+
+__all__ = [
+    "DataConfig", "ModelConfig", "TrainConfig", "ObjectiveConfig", "SearchConfig",
+    "FloatDistribution", "IntDistribution", "CategoricalDistribution", "RunConfig",
+    "load_config", "config_from_dict", "apply_overrides", "field_paths",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Scalar = str | int | float | bool
+
+
+class DataConfig(_Section):
+    """Where the data is and how to read its labels."""
+
+    train: str
+    valid: str | None = None
+    test: str | None = None
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_columns: list[str] = Field(default_factory=lambda: ["label"], min_length=1)
+    task: Literal["auto", "binary", "multiclass", "multilabel", "regression"] = "auto"
+    classes: list[str | int | bool] | None = None
+    label_sep: str | None = None
+    positive: str | int | bool | None = None
+    valid_size: float = Field(0.1, gt=0.0, lt=1.0)
+    split_seed: int = 42
+
+
+class ModelConfig(_Section):
+    """The pretrained model and its head. ``name_or_path: null`` is the packaged MiniLM."""
+
+    name_or_path: str | None = None
+    binary_head: Literal["two_logit", "one_logit"] = "two_logit"
+    max_length: int = Field(128, ge=8, le=8192)
+    problem_type: str | None = None
+    num_labels: int | None = Field(None, ge=1)
+    reinit_head: bool = False
+    trust_remote_code: bool = False
+    revision: str | None = None
+    dropout: float | None = Field(None, ge=0.0, lt=1.0)
+
+
+class TrainConfig(_Section):
+    """Optimisation settings of one training run."""
+
+    epochs: float = Field(3.0, gt=0.0, le=1000.0)
+    max_steps: int | None = Field(None, ge=1)
+    batch_size: int = Field(32, ge=1, le=4096)
+    eval_batch_size: int | None = Field(None, ge=1, le=4096)
+    learning_rate: float = Field(5.0e-5, gt=0.0, le=1.0)
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0)
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    label_smoothing_mode: Literal["ce", "bce"] = "ce"
+    loss: Literal["auto", "cross_entropy", "bce", "focal", "mse"] = "auto"
+    focal_gamma: float = Field(2.0, ge=0.0, le=10.0)
+    class_weights: Literal["balanced"] | dict[str, float] | list[float] | None = None
+    pos_weight: Literal["balanced"] | dict[str, float] | list[float] | float | None = None
+    seed: int = 42
+    evals_per_epoch: int = Field(1, ge=1, le=100)
+    early_stopping_patience: int | None = Field(None, ge=1)
+    length_bucketing: bool = True
+    threads: int | None = Field(None, ge=1)
+
+
+class FloatDistribution(_Section):
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = Field(None, gt=0.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> FloatDistribution:
+        _check_range(self.low, self.high, self.log, self.step)
+        return self
+
+
+class IntDistribution(_Section):
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    step: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> IntDistribution:
+        _check_range(self.low, self.high, self.log, self.step if self.step != 1 else None)
+        return self
+
+
+class CategoricalDistribution(_Section):
+    type: Literal["categorical"]
+    choices: list[Any] = Field(min_length=1)
+
+
+def _check_range(low: float, high: float, log: bool, step: float | None) -> None:
+    if low > high:
+        raise ValueError(f"`low <= high` must hold, but got (low={low}, high={high})")
+    if log and low <= 0:
+        raise ValueError(f"a log distribution needs low > 0, but got low={low}")
+    if log and step is not None:
+        raise ValueError("step and log cannot be used together")
+
+
+Distribution = Annotated[FloatDistribution | IntDistribution | CategoricalDistribution,
+                         Field(discriminator="type")]
+
+
+class ObjectiveConfig(_Section):
+    """The search objective: one metric, an explicit direction, the validation split."""
+
+    metric: str
+    direction: Literal["maximize", "minimize"]
+    split: Literal["valid"] = "valid"
+
+
+class SearchConfig(_Section):
+    """Hyperparameter search settings."""
+
+    n_trials: int = Field(20, ge=1, le=100000)
+    timeout: float | None = Field(None, gt=0.0)
+    objective: ObjectiveConfig | None = None
+    space: dict[str, Distribution] | None = None
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["median", "successive_halving", "hyperband", "none"] = "median"
+    seed: int = 42
+    backend: Literal["optuna", "ray"] = "optuna"
+    storage: str | None = None
+    study_name: str | None = None
+    workers: int = Field(1, ge=1, le=64)
+    refit: bool = False
+
+
+class RunConfig(_Section):
+    """A whole run: ``data``, ``model``, ``train``, optional ``search``, ``output_dir``."""
+
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    search: SearchConfig | None = None
+    output_dir: str | None = None
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    "data": DataConfig, "model": ModelConfig, "train": TrainConfig, "search": SearchConfig,
+}
+
+
+def field_paths() -> list[str]:
+    """Every dotted config key, e.g. ``train.learning_rate``."""
+    out = [f"{name}.{f}" for name, model in SECTIONS.items() for f in model.model_fields]
+    return out + ["output_dir", "search.objective.metric", "search.objective.direction",
+                  "search.objective.split"]
+
+
+def _suggest(key: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _findings(err: ValidationError, source: str | None) -> list[Finding]:
+    out = []
+    paths = field_paths()
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith(("function-after",)))
+        where = Where(file=source, detail=f"key {loc}")
+        if e["type"] == "extra_forbidden":
+            parent = loc.rsplit(".", 1)[0] if "." in loc else ""
+            pool = [p for p in paths if p.startswith(parent)] if parent else list(SECTIONS) + [
+                "output_dir"]
+            out.append(Finding("LW301", "error", f"unknown key '{loc}'{_suggest(loc, pool)}",
+                               where, "remove it or correct its name"))
+        elif e["type"] == "missing":
+            out.append(Finding("LW302", "error", f"missing key '{loc}'", where,
+                               f"add {loc} to the config"))
+        else:
+            value = e.get("input")
+            shown = repr(value) if not isinstance(value, (dict, list)) or len(str(value)) < 60 \
+                else type(value).__name__
+            out.append(Finding("LW303", "error", f"'{loc}' {e['msg'].lower().rstrip('.')}. "
+                               f"Got {shown} instead", where, "fix the value"))
+    return out
+
+
+def config_from_dict(data: Mapping[str, Any], *, source: str | None = None) -> RunConfig:
+    """Validate a plain mapping into a frozen :class:`RunConfig`.
+
+    Raises:
+        ConfigError: every unknown key (with a "did you mean"), missing key and bad value,
+            listed in one message; ``err.findings`` holds them one by one.
+    """
+    try:
+        return RunConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        findings = _findings(exc, source)
+        err = ConfigError("; ".join(f.message for f in findings),
+                          where=f"file {source}" if source else "",
+                          fix=findings[0].fix if len(findings) == 1 else
+                          "fix each key named above", code=findings[0].code)
+        err.findings = findings  # type: ignore[attr-defined]
+        raise err from None
+
+
+def _parse_scalar(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides (values parsed as YAML) to a config mapping."""
+    out: dict[str, Any] = _deep_copy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not key=value",
+                              fix="write it as --set train.learning_rate=3e-5", code="LW304")
+        key, _, raw = item.partition("=")
+        parts = key.strip().split(".")
+        node = out
+        for part in parts[:-1]:
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override '{key}' goes inside '{part}', which is not a "
+                                  "section", code="LW304", fix="check the key")
+            node = nxt
+        node[parts[-1]] = _parse_scalar(raw)
+    return out
+
+
+def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or TOML file into a mapping; relative data paths stay as written."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError("config file not found", where=f"file {path}", fix="check the path",
+                          code="LW305")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".toml":
+            data = tomllib.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+    except Exception as exc:  # yaml and toml raise their own error types
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"cannot parse config: {first}", where=f"file {path}",
+                          fix="check the YAML/TOML syntax", code="LW305") from None
+    if not isinstance(data, dict):
+        raise ConfigError("config must be a mapping of sections", where=f"file {path}",
+                          fix="start with data:, model:, train:", code="LW305")
+    return data
+
+
+def load_config(path: str | Path | None = None, *, overrides: Iterable[str] = (),
+                base: Mapping[str, Any] | None = None) -> RunConfig:
+    """Load a :class:`RunConfig` from YAML/TOML (or ``base``), then apply overrides."""
+    data = read_config_file(path) if path is not None else dict(base or {})
+    data = apply_overrides(data, overrides)
+    return config_from_dict(data, source=str(path) if path is not None else None)
