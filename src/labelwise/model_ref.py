@@ -45,7 +45,8 @@ class ModelRef:
         if not self.is_classifier or self.config is None:
             return None
         id2label = self.config.get("id2label")
-        return len(id2label) if id2label else self.config.get("num_labels")
+        # Transformers omits id2label when it is its default of two labels.
+        return len(id2label) if id2label else int(self.config.get("num_labels") or 2)
 
     @property
     def max_positions(self) -> int | None:
@@ -119,13 +120,13 @@ def _hub_config(repo_id: str, revision: str | None) -> dict[str, Any]:
     return _read_json(Path(local))
 
 
-def model_findings(ref: ModelRef, *, num_labels: int, max_length: int, reinit_head: bool,
+def model_findings(ref: ModelRef, *, num_labels: int | None, max_length: int, reinit_head: bool,
                    source: str | None = None) -> list[Finding]:
     """Cheap checks: head width vs schema, position limit, tokenizer files."""
     out = []
     where = Where(file=source, detail=f"model {ref.name_or_path}")
     width = ref.head_width
-    if width is not None and width != num_labels and not reinit_head:
+    if width is not None and num_labels is not None and width != num_labels and not reinit_head:
         out.append(Finding("LW405", "error", f"the model is already a classifier with "
                            f"{width} labels, but the schema needs num_labels={num_labels}",
                            where, "set model.reinit_head: true to replace its head, or use a "

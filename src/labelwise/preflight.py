@@ -159,8 +159,8 @@ def preflight(config: RunConfig, *, source: str | None = None, search: bool = Fa
         model = resolve_model(config.model.name_or_path, revision=config.model.revision)
     except LabelwiseError as err:
         found.append(_as_finding(err, source))
-    if model is not None and contract is not None:
-        found.extend(model_findings(model, num_labels=contract.num_labels,
+    if model is not None:
+        found.extend(model_findings(model, num_labels=contract.num_labels if contract else None,
                                     max_length=config.model.max_length,
                                     reinit_head=config.model.reinit_head, source=source))
     findings = Findings(found)

@@ -1,0 +1,92 @@
+"""`labelwise check`: what a run or search would check, exit codes, JSON, no torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from labelwise.cli import app
+
+runner = CliRunner()
+
+
+def setup(tmp_path, labels=("neg", "pos"), extra=""):
+    for name, n in (("t.csv", 20), ("v.csv", 4)):
+        pd.DataFrame({"text": [f"{name} {i}" for i in range(n)],
+                      "label": [labels[i % len(labels)] for i in range(n)]}).to_csv(
+            tmp_path / name, index=False)
+    config = tmp_path / "run.yaml"
+    config.write_text(f"data: {{train: {tmp_path}/t.csv, valid: {tmp_path}/v.csv}}\n{extra}")
+    return config
+
+
+SEARCH = """search:
+  n_trials: 20
+  objective: {metric: f1, direction: maximize, split: valid}
+  space:
+    train.learning_rate: {type: float, low: 1.0e-5, high: 1.0e-4, log: true}
+    train.batch_size: {type: categorical, choices: [16, 32]}
+"""
+
+
+def test_check_passes_and_prints_plan(tmp_path):
+    result = runner.invoke(app, ["check", "--config", str(setup(tmp_path, extra=SEARCH))])
+    assert result.exit_code == 0, result.output
+    assert "num_labels=2  (2 classes in column 'label')" in result.output
+    assert "preflight passed" in result.output
+
+
+def test_check_json(tmp_path):
+    result = runner.invoke(app, ["check", "--config", str(setup(tmp_path)), "--format", "json"])
+    out = json.loads(result.stdout)
+    assert out["ok"] and out["task"] == "binary" and out["num_labels"] == 2
+    assert out["contract"]["loss"] == "cross_entropy"
+    assert {"fingerprint", "findings", "decisions", "classes"} <= set(out)
+
+
+def test_check_flags_override_file(tmp_path):
+    config = setup(tmp_path, labels=("a", "b", "c"))
+    result = runner.invoke(app, ["check", "--config", str(config), "--task", "binary",
+                                 "--format", "json"])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["findings"][0]["code"] == "LW115"
+    result = runner.invoke(app, ["check", "--config", str(config), "--set",
+                                 "model.binary_head=one_logit"])
+    assert result.exit_code == 2
+    assert "LW209" in result.output
+
+
+def test_check_without_config_file(tmp_path):
+    setup(tmp_path)
+    result = runner.invoke(app, ["check", "--train", str(tmp_path / "t.csv"), "--valid",
+                                 str(tmp_path / "v.csv")])
+    assert result.exit_code == 0, result.output
+
+
+def test_check_exit_2_no_traceback_and_no_torch(tmp_path):
+    config = setup(tmp_path, extra="train: {learnig_rate: 1e-4}\n")
+    code = ("import sys\nfrom labelwise.cli import app\n"
+            f"try:\n    app(['check', '--config', {str(config)!r}])\n"
+            "except SystemExit as e:\n    print('EXIT', e.code)\n"
+            "print('HEAVY=' + ','.join(m for m in ('torch', 'transformers', 'optuna')"
+            " if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "EXIT 2" in proc.stdout and proc.stdout.strip().endswith("HEAVY=")
+    assert "Traceback" not in proc.stderr
+    assert "unknown key 'train.learnig_rate' (did you mean 'train.learning_rate'?)" in \
+        " ".join(proc.stderr.split())
+
+
+def test_check_passing_run_imports_no_torch(tmp_path):
+    config = setup(tmp_path, extra=SEARCH)
+    code = ("import sys\nfrom labelwise.cli import app\n"
+            f"try:\n    app(['check', '--config', {str(config)!r}])\n"
+            "except SystemExit as e:\n    print('EXIT', e.code)\n"
+            "print('HEAVY=' + ','.join(m for m in ('torch', 'transformers', 'optuna')"
+            " if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "EXIT 0" in proc.stdout and proc.stdout.strip().endswith("HEAVY=")
