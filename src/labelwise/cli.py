@@ -215,6 +215,154 @@ def check(
     run_safely(body)
 
 
+def quiet_libraries() -> None:
+    """Presentation belongs to the CLI: silence third-party load reports and bars."""
+    import logging
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    logging.getLogger("accelerate").setLevel(logging.ERROR)
+
+
+def show_labelwise_logs(console: Any) -> None:
+    import logging
+
+    from rich.logging import RichHandler
+
+    logger = logging.getLogger("labelwise")
+    if not any(isinstance(h, RichHandler) for h in logger.handlers):
+        handler = RichHandler(console=console, show_path=False, show_time=False,
+                              show_level=False, markup=False)
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def print_metrics(metrics: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    splits = list(metrics)
+    names: list[str] = []
+    for split in splits:
+        names += [k for k, v in metrics[split].items()
+                  if isinstance(v, (int, float)) and k not in names and k != "threshold"]
+    table = Table(title="Metrics", title_justify="left")
+    table.add_column("metric")
+    for split in splits:
+        table.add_column(split, justify="right")
+    for name in names:
+        table.add_row(name, *(f"{metrics[s][name]:.4f}" if isinstance(metrics[s].get(name),
+                                                                      (int, float)) else "-"
+                              for s in splits))
+    console.print(table)
+
+
+@app.command()
+def train(
+    config: ConfigOpt = None,
+    sets: SetOpt = None,
+    train_file: TrainOpt = None,
+    valid: ValidOpt = None,
+    test: TestOpt = None,
+    label_column: LabelColOpt = None,
+    text_column: TextColOpt = None,
+    task: TaskFlag = None,
+    model: ModelOpt = None,
+    output_dir: OutOpt = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite",
+                         help="Replace a non-empty output directory.")] = False,
+    resume: Annotated[bool, typer.Option("--resume",
+                      help="Continue an interrupted run from its last checkpoint.")] = False,
+) -> None:
+    """Preflight, then fine-tune, evaluate and save one classifier."""
+
+    def body() -> None:
+        from labelwise.errors import PreflightError
+
+        console = _console()
+        cfg = build_config(config, sets, train=train_file, valid=valid, test=test,
+                           label_column=label_column, text_column=text_column, task=task,
+                           model=model, output_dir=output_dir)
+        show_labelwise_logs(console)
+        quiet_libraries()
+        from labelwise.progress import RichProgress
+        from labelwise.training import train as run_train
+
+        try:
+            result = run_train(cfg, overwrite=overwrite, resume=resume, source=config,
+                               callbacks=[RichProgress(console)])
+        except PreflightError as err:
+            print_preflight_error(err)
+            raise typer.Exit(2) from None
+        print_metrics(result.metrics, console)
+        if result.thresholds is not None:
+            console.print(f"thresholds (tuned on validation): {list(result.thresholds.values)}")
+        s = result.stats
+        console.print(f"trained {s['steps']} steps in {s['train_seconds']:.1f} s "
+                      f"({s['samples_per_second']:.1f} samples/s, {s['pad_share']:.1%} padding)")
+        console.print(f"[green]saved[/] {result.output_dir}")
+
+    run_safely(body)
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[str, typer.Argument(help="A model dir from labelwise train/tune.")],
+    input_file: Annotated[str, typer.Argument(help="CSV, TSV, JSONL, JSON or Parquet file.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Where to write predictions "
+                                        "(.csv, .jsonl or .parquet).")] = "predictions.csv",
+    text_column: TextColOpt = None,
+    threshold: Annotated[list[float] | None, typer.Option(
+        "--threshold", help="Override thresholds: one value for all labels, or one per "
+        "label (repeat).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+) -> None:
+    """Predict labels for a file of texts; writes the input rows plus label and scores."""
+
+    def body() -> None:
+        quiet_libraries()
+        from labelwise.io import check_columns, read_table
+        from labelwise.predict import load_model
+        from labelwise.predict import predict as run_predict
+
+        loaded = load_model(model_dir)
+        table = read_table(input_file, split="input")
+        column = text_column or loaded.manifest.get("text_column") or "text"
+        pair = loaded.manifest.get("text_pair_column")
+        check_columns(table, [column, *([pair] if pair else [])], split="input", role="text")
+        frame = table.frame
+        thr = None if not threshold else threshold[0] if len(threshold) == 1 else threshold
+        preds = run_predict(model_dir, frame[column].astype(str).tolist(),
+                            text_pairs=frame[pair].astype(str).tolist() if pair else None,
+                            thresholds=thr, batch_size=batch_size)
+        out = frame.reset_index(drop=True).join(preds.to_frame().add_prefix("pred_")
+                                                if "label" in frame.columns else
+                                                preds.to_frame())
+        _write_frame(out, Path(output))
+        _console().print(f"[green]wrote[/] {len(out)} predictions to {output}")
+
+    run_safely(body)
+
+
+def _write_frame(frame: Any, path: Path) -> None:
+    from labelwise.errors import ConfigError
+
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix in (".jsonl", ".ndjson"):
+        frame.to_json(path, orient="records", lines=True, force_ascii=False)
+    elif suffix in (".parquet", ".pq"):
+        frame.to_parquet(path)
+    else:
+        raise ConfigError(f"unknown output type '{suffix}'", where=f"file {path}",
+                          fix="write to .csv, .jsonl or .parquet", code="LW341")
+
+
 def _check_format(fmt: str) -> None:
     from labelwise.errors import ConfigError
 

@@ -1,0 +1,341 @@
+"""``train``: preflight, tokenize once, fine-tune on transformers' Trainer, evaluate, save.
+
+The pieces are separate so that tuning reuses them: :func:`prepare` (tokenizer, token ids
+and targets of every split, built once), :func:`build_model`, :func:`fit` (one Trainer run),
+:func:`final_metrics` (thresholds tuned on validation, metrics of every split) and
+:func:`~labelwise.artifacts.save_model_dir`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelwise.artifacts import partial_dir, publish, save_model_dir
+from labelwise.config import RunConfig, load_config
+from labelwise.errors import ConfigError, SchemaMismatchError
+from labelwise.preflight import Plan, preflight
+from labelwise.thresholds import Thresholds
+from labelwise.tokens import Encoded, encode_texts
+from labelwise.training_targets import to_targets
+
+__all__ = ["TrainResult", "Prepared", "train", "prepare", "build_model", "fit",
+           "final_metrics", "set_threads"]
+
+logger = logging.getLogger("labelwise")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What ``train`` produced: the model dir, metrics per split, thresholds, timings."""
+
+    output_dir: Path
+    metrics: dict[str, dict[str, Any]]
+    thresholds: Thresholds | None
+    plan: Plan
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs that does not change between trials."""
+
+    plan: Plan
+    tokenizer: Any
+    encoded: dict[str, Encoded]
+    targets: dict[str, np.ndarray]
+    pad_id: int
+    sep_id: int
+    base_state: dict[str, Any] | None = None
+
+    def encoded_at(self, split: str, max_length: int) -> Encoded:
+        """The split cut to ``max_length`` (shared longest tokenization)."""
+        enc = self.encoded[split]
+        return enc if max_length >= enc.max_length else enc.cut(max_length, self.sep_id)
+
+
+def set_threads(config: RunConfig) -> int:
+    """``torch.set_num_threads`` from ``train.threads`` or the cores this process may use."""
+    import torch
+
+    n = config.train.threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(max(1, n))
+    return n
+
+
+def _load_tokenizer(plan: Plan) -> Any:
+    from transformers import AutoTokenizer
+
+    m = plan.config.model
+    return AutoTokenizer.from_pretrained(plan.model.name_or_path, revision=m.revision,
+                                         trust_remote_code=m.trust_remote_code)
+
+
+def prepare(plan: Plan, *, max_length: int | None = None, use_cache: bool = True) -> Prepared:
+    """Load the tokenizer, tokenize every split once (cached), encode the targets."""
+    tokenizer = _load_tokenizer(plan)
+    length = max_length or plan.config.model.max_length
+    data = plan.data
+    encoded, targets = {}, {}
+    for split in data.splits:
+        texts = data.texts(split)
+        pairs = ([str(t) for t in data.frames[split][data.text_pair_column].tolist()]
+                 if data.text_pair_column else None)
+        encoded[split] = encode_texts(tokenizer, texts, pairs, max_length=length,
+                                      use_cache=use_cache)
+        targets[split] = to_targets(plan.schema.encode(data.labels(split), split=split),
+                                    plan.contract)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    sep = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else (
+        tokenizer.eos_token_id or 0)
+    return Prepared(plan, tokenizer, encoded, targets, int(pad), int(sep))
+
+
+def build_model(plan: Plan, *, base_state: dict[str, Any] | None = None,
+                config: RunConfig | None = None) -> Any:
+    """The classifier with the contract's head; from memory when ``base_state`` is given."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    cfg = config or plan.config
+    c, s = plan.contract, plan.schema
+    if c.num_labels == 1 and s.task.value == "binary":
+        id2label = {0: str(s.positive)}
+    else:
+        id2label = dict(enumerate(s.label_names))
+    kwargs: dict[str, Any] = {"num_labels": c.num_labels, "id2label": id2label,
+                              "label2id": {v: k for k, v in id2label.items()},
+                              "problem_type": c.problem_type}
+    if cfg.model.dropout is not None:
+        kwargs.update(hidden_dropout_prob=cfg.model.dropout,
+                      attention_probs_dropout_prob=cfg.model.dropout,
+                      classifier_dropout=cfg.model.dropout)
+    common = {"revision": cfg.model.revision, "trust_remote_code": cfg.model.trust_remote_code}
+    if base_state is not None:
+        import torch
+
+        hf_config = AutoConfig.from_pretrained(plan.model.name_or_path, **kwargs, **common)
+        model = AutoModelForSequenceClassification.from_config(
+            hf_config, trust_remote_code=cfg.model.trust_remote_code)
+        with torch.no_grad():
+            model.load_state_dict(base_state, strict=False)
+        return model
+    return AutoModelForSequenceClassification.from_pretrained(
+        plan.model.name_or_path, ignore_mismatched_sizes=cfg.model.reinit_head, **kwargs,
+        **common)
+
+
+def _training_args(cfg: RunConfig, plan: Plan, work: Path, n_train: int, *,
+                   save: bool) -> Any:
+    from transformers import TrainingArguments
+
+    from labelwise.trainer import steps_per_epoch
+
+    t = cfg.train
+    per_epoch = steps_per_epoch(n_train, t.batch_size, t.gradient_accumulation_steps)
+    eval_steps = max(1, per_epoch // t.evals_per_epoch)
+    metric, direction = plan.objective
+    return TrainingArguments(
+        output_dir=str(work / "checkpoints"),
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps or -1,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size or max(t.batch_size, 64),
+        learning_rate=t.learning_rate,
+        weight_decay=t.weight_decay,
+        warmup_steps=t.warmup_ratio,
+        lr_scheduler_type=t.lr_scheduler,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        max_grad_norm=t.max_grad_norm,
+        seed=t.seed,
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps" if save else "no",
+        save_steps=eval_steps,
+        save_total_limit=2 if save else None,
+        load_best_model_at_end=save,
+        metric_for_best_model=f"eval_{metric}",
+        greater_is_better=direction == "maximize",
+        logging_steps=max(1, min(50, eval_steps // 2)),
+        report_to=[],
+        disable_tqdm=True,
+        use_cpu=True,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        optim="adamw_torch",
+    )
+
+
+@dataclass
+class FitResult:
+    """One Trainer run: the (best) model, the log, and where the time went."""
+
+    model: Any
+    log_history: list[dict[str, Any]]
+    train_seconds: float
+    step_seconds: float
+    steps: int
+    samples_per_second: float
+    pad_share: float
+    best_metric: float | None
+
+
+def fit(prepared: Prepared, *, config: RunConfig | None = None, work: Path,
+        callbacks: Sequence[Any] = (), resume_from: str | None = None, save: bool = True,
+        model: Any = None) -> FitResult:
+    """Train one model on ``prepared`` with ``config`` (default: the plan's)."""
+    from transformers import PrinterCallback
+
+    from labelwise.batching import EncodedDataset, pad_stats
+    from labelwise.evaluation import evaluate_logits
+    from labelwise.trainer import LabelwiseTrainer, StepTimer, collator_for
+
+    plan = prepared.plan
+    cfg = config or plan.config
+    max_length = cfg.model.max_length
+    train_ds = EncodedDataset(prepared.encoded_at("train", max_length), prepared.targets["train"])
+    valid_ds = EncodedDataset(prepared.encoded_at("valid", max_length), prepared.targets["valid"])
+    model = model if model is not None else build_model(plan, base_state=prepared.base_state,
+                                                        config=cfg)
+
+    def metrics_fn(pred: Any) -> dict[str, float]:
+        logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
+        metrics, _ = evaluate_logits(np.asarray(logits), np.asarray(pred.label_ids),
+                                     contract=plan.contract, schema=plan.schema, tune=True,
+                                     full=False)
+        return metrics
+
+    timer = StepTimer()
+    collator = collator_for(prepared.pad_id, plan.contract)
+    trainer = LabelwiseTrainer(model=model, args=_training_args(cfg, plan, work, len(train_ds),
+                                                                 save=save),
+                               train_dataset=train_ds, eval_dataset=valid_ds,
+                               data_collator=collator, compute_metrics=metrics_fn,
+                               callbacks=[timer, *callbacks], contract=plan.contract,
+                               bucket=cfg.train.length_bucketing)
+    trainer.remove_callback(PrinterCallback)
+    start = time.perf_counter()
+    out = trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.perf_counter() - start
+    stats = pad_stats(collator)
+    return FitResult(trainer.model, list(trainer.state.log_history), seconds,
+                     timer.step_seconds, int(out.global_step),
+                     float(out.metrics.get("train_samples_per_second", 0.0)),
+                     stats["pad_share"], trainer.state.best_metric)
+
+
+def final_metrics(prepared: Prepared, model: Any, *, max_length: int | None = None,
+                  splits: Sequence[str] | None = None, batch_size: int = 64,
+                  ) -> tuple[dict[str, dict[str, Any]], Thresholds | None]:
+    """Thresholds tuned on validation, then the full metrics of each split with them."""
+    from labelwise.evaluation import evaluate_logits
+    from labelwise.inference import predict_logits
+
+    plan = prepared.plan
+    length = max_length or plan.config.model.max_length
+    out: dict[str, dict[str, Any]] = {}
+    thresholds = None
+    for split in splits or [s for s in ("valid", "test") if s in prepared.encoded]:
+        logits = predict_logits(model, prepared.encoded_at(split, length),
+                                pad_id=prepared.pad_id, batch_size=batch_size)
+        out[split], tuned = evaluate_logits(logits, prepared.targets[split],
+                                            contract=plan.contract, schema=plan.schema,
+                                            thresholds=thresholds, tune=split == "valid")
+        if split == "valid":
+            thresholds = tuned
+    return out, thresholds
+
+
+def _output_dir(cfg: RunConfig, overwrite: bool) -> Path:
+    if not cfg.output_dir:
+        raise ConfigError("no output directory given", fix="set output_dir in the config or "
+                          "pass --output-dir", code="LW330")
+    out = Path(cfg.output_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise ConfigError("output directory is not empty", where=f"file {out}",
+                          fix="pass --overwrite to replace it, or choose another --output-dir",
+                          code="LW331")
+    return out
+
+
+def _resume_point(work: Path, plan: Plan, resume: bool) -> str | None:
+    import json
+
+    marker = work / "plan.json"
+    if not resume:
+        if work.exists():
+            logger.info("removing the unfinished run in %s (pass --resume to continue it)", work)
+            shutil.rmtree(work)
+        return None
+    if not marker.exists():
+        logger.info("nothing to resume in %s: starting from the first step", work)
+        return None
+    saved = json.loads(marker.read_text())
+    now = {"schema": plan.schema.fingerprint, "data": plan.to_dict()["data_fingerprints"]}
+    if saved != now:
+        raise SchemaMismatchError("cannot resume: the data or labels changed since the run "
+                                  f"started (was {saved}, now {now})", where=f"file {work}",
+                                  fix="resume with the same data, or start without --resume")
+    checkpoints = sorted((work / "checkpoints").glob("checkpoint-*"),
+                         key=lambda p: int(p.name.rsplit("-", 1)[1]))
+    if not checkpoints:
+        return None
+    logger.info("resuming from %s", checkpoints[-1])
+    return str(checkpoints[-1])
+
+
+def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bool = False,
+          callbacks: Sequence[Any] = (), source: str | None = None) -> TrainResult:
+    """Fine-tune one classifier: preflight, tokenize, train, evaluate, save.
+
+    Args:
+        config: A :class:`RunConfig`, or the path of a YAML/TOML run config.
+        overwrite: Replace a non-empty output directory.
+        resume: Continue an interrupted run from its last checkpoint.
+        callbacks: Extra ``transformers.TrainerCallback`` objects (the CLI's progress bar).
+        source: Config file name quoted in messages.
+
+    Raises:
+        PreflightError: Any preflight error; nothing is loaded or written.
+        ConfigError: No or a non-empty output directory (without ``overwrite``).
+    """
+    import json
+
+    if not isinstance(config, RunConfig):
+        source = source or str(config)
+        config = load_config(config)
+    plan = preflight(config, source=source)
+    out = _output_dir(config, overwrite)
+    plan.log()
+    work = partial_dir(out)
+    resume_from = _resume_point(work, plan, resume)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "plan.json").write_text(json.dumps({"schema": plan.schema.fingerprint,
+                                                "data": plan.to_dict()["data_fingerprints"]}))
+    threads = set_threads(config)
+    started = time.perf_counter()
+    prepared = prepare(plan)
+    prep_seconds = time.perf_counter() - started
+    result = fit(prepared, work=work, callbacks=callbacks, resume_from=resume_from)
+    metrics, thresholds = final_metrics(prepared, result.model)
+    stats = {"threads": threads, "prepare_seconds": round(prep_seconds, 3),
+             "train_seconds": round(result.train_seconds, 3),
+             "step_seconds": round(result.step_seconds, 3), "steps": result.steps,
+             "samples_per_second": round(result.samples_per_second, 3),
+             "pad_share": result.pad_share, "best_metric": result.best_metric,
+             "total_seconds": round(time.perf_counter() - started, 3)}
+    final = work / "final"
+    save_model_dir(final, plan=plan, model=result.model, tokenizer=prepared.tokenizer,
+                   metrics=metrics, thresholds=thresholds, stats=stats,
+                   log_history=result.log_history)
+    publish(final, out, overwrite=overwrite)
+    shutil.rmtree(work, ignore_errors=True)
+    return TrainResult(out, metrics, thresholds, plan, stats)
