@@ -19,3 +19,22 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "sst2" / "train.csv").exists():
         pytest.skip(f"shared benchmark data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+WORDS = ("good bad great awful fine film movie plot actor story funny boring sad happy "
+         "love hate slow fast long short city river who what where when how many why "
+         "name country year capital number person").split()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random BERT (2 layers, hidden 32) with a real WordPiece tokenizer."""
+    from labelwise.testing import make_tiny_bert
+
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny") / "bert", vocab_words=WORDS)
+
+
+@pytest.fixture(autouse=True)
+def _token_cache(tmp_path_factory, monkeypatch):
+    """Every test session gets its own token cache."""
+    monkeypatch.setenv("LABELWISE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))

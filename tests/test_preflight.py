@@ -37,9 +37,20 @@ def cfg(tmp_path, train_path, valid_path, **sections):
 
 
 def expect_failure(config, *, search=False):
+    """Preflight fails, and so does `train` (before loading a weight or writing a file)."""
+    from pathlib import Path
+
+    from labelwise.training import train
+
     with pytest.raises(PreflightError) as info:
         preflight(config, search=search)
-    assert not (config.output_dir and __import__("os").path.exists(config.output_dir))
+    if not search:
+        with pytest.raises(PreflightError) as via_train:
+            train(config)
+        assert [f.render() for f in via_train.value.findings] == [
+            f.render() for f in info.value.findings]
+    out = Path(config.output_dir)
+    assert not out.exists() and not (out.parent / f".{out.name}.partial").exists()
     return info.value
 
 
