@@ -226,6 +226,12 @@ def quiet_libraries() -> None:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     logging.getLogger("accelerate").setLevel(logging.ERROR)
+    try:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    except ImportError:
+        pass
 
 
 def show_labelwise_logs(console: Any) -> None:
@@ -304,6 +310,104 @@ def train(
         console.print(f"trained {s['steps']} steps in {s['train_seconds']:.1f} s "
                       f"({s['samples_per_second']:.1f} samples/s, {s['pad_share']:.1%} padding)")
         console.print(f"[green]saved[/] {result.output_dir}")
+
+    run_safely(body)
+
+
+@app.command()
+def tune(
+    config: ConfigOpt = None,
+    sets: SetOpt = None,
+    train_file: TrainOpt = None,
+    valid: ValidOpt = None,
+    test: TestOpt = None,
+    label_column: LabelColOpt = None,
+    text_column: TextColOpt = None,
+    task: TaskFlag = None,
+    model: ModelOpt = None,
+    output_dir: OutOpt = None,
+    n_trials: Annotated[int | None, typer.Option("--n-trials", help="Trials in all.")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds.")] = None,
+    storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL.")] = None,
+    study: Annotated[str | None, typer.Option("--study", help="Study name.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers",
+                       help="Worker processes on this machine.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+) -> None:
+    """Search hyperparameters (Optuna); the best model lands in OUTPUT/best/."""
+
+    def body() -> None:
+        from labelwise.errors import PreflightError
+
+        console = _console()
+        cfg = build_config(config, sets, train=train_file, valid=valid, test=test,
+                           label_column=label_column, text_column=text_column, task=task,
+                           model=model, output_dir=output_dir)
+        show_labelwise_logs(console)
+        quiet_libraries()
+        from labelwise.tune import tune as run_tune
+
+        try:
+            result = run_tune(cfg, n_trials=n_trials, timeout=timeout, storage=storage,
+                              study=study, workers=workers, overwrite=overwrite, source=config)
+        except PreflightError as err:
+            print_preflight_error(err)
+            raise typer.Exit(2) from None
+        print_search(result, console)
+
+    run_safely(body)
+
+
+def print_search(result: Any, console: Any) -> None:
+    from rich.table import Table
+
+    metric, direction = result.objective
+    done = [t for t in result.trials if t.value is not None]
+    ranked = sorted(done, key=lambda t: t.value, reverse=direction == "maximize")
+    table = Table(title=f"Trials (objective: {metric}, {direction})", title_justify="left")
+    for col in ("trial", "state", metric, "params", "seconds", "reason"):
+        table.add_column(col)
+    shown = ranked[:10] + [t for t in result.trials if t.value is None][:5]
+    for t in shown:
+        params = ", ".join(f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else
+                           f"{k.split('.')[-1]}={v}" for k, v in t.params.items())
+        table.add_row(str(t.number), t.state, f"{t.value:.4f}" if t.value is not None else "-",
+                      params, f"{t.duration_s:.1f}" if t.duration_s else "-", t.reason[:60])
+    console.print(table)
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result.counts().items()))
+    console.print(f"{len(result.trials)} trials: {counts}")
+    if result.best_dir is not None:
+        console.print(f"[green]best[/] trial {result.best_trial}: {metric}="
+                      f"{result.best_value:.4f} -> {result.best_dir}")
+    console.print(f"trials table: {result.output_dir / 'trials.csv'}")
+
+
+@app.command()
+def dashboard(
+    output: Annotated[str, typer.Argument(help="A labelwise tune output directory.")],
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8080,
+) -> None:
+    """Open optuna-dashboard on a search's study (extra: pip install 'labelwise[dashboard]')."""
+
+    def body() -> None:
+        from labelwise.errors import DataError, MissingDependencyError
+
+        marker = Path(output) / "tune.json"
+        if not marker.exists():
+            raise DataError("not a labelwise tune output directory (no tune.json)",
+                            where=f"file {output}", fix="pass the --output-dir of labelwise "
+                            "tune", code="LW403")
+        info = json.loads(marker.read_text())
+        storage = info.get("storage") or f"sqlite:///{(Path(output) / 'study.db').resolve()}"
+        try:
+            from optuna_dashboard import run_server
+        except ImportError:
+            raise MissingDependencyError("the dashboard needs optuna-dashboard",
+                                         fix="pip install 'labelwise[dashboard]'",
+                                         code="LW401") from None
+        _console().print(f"optuna-dashboard on http://{host}:{port} (storage {storage})")
+        run_server(storage, host=host, port=port)
 
     run_safely(body)
 

@@ -103,6 +103,16 @@ class HeadContract:
         out.pop("findings")
         return out
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HeadContract:
+        """The contract saved in a model dir's ``labelwise.json``."""
+        values = dict(data)
+        values["task"] = Task(values["task"])
+        for key in ("class_weights", "pos_weight"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
     def describe(self) -> str:
         return (f"{self.num_labels} logit(s), {self.activation}, loss {self.loss}, targets "
                 f"{self.target_dtype} {self.target_shape}, decision {self.decision_rule}")

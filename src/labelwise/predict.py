@@ -80,7 +80,7 @@ class LoadedModel:
 
 
 @functools.lru_cache(maxsize=4)
-def _load(path: str) -> LoadedModel:
+def _load(path: str, stamp: float) -> LoadedModel:  # stamp: reload when the dir is replaced
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     manifest, schema = read_manifest(path)
@@ -102,7 +102,7 @@ def load_model(model_dir: str | Path) -> LoadedModel:
         raise DataError("not a labelwise model directory (no labelwise.json)",
                         where=f"file {path}", fix="pass a directory written by labelwise train "
                         "or the best/ directory of labelwise tune", code="LW403")
-    return _load(str(path))
+    return _load(str(path), (path / "labelwise.json").stat().st_mtime_ns)
 
 
 def _threshold_values(loaded: LoadedModel, override: Any) -> tuple[float, ...] | None:

@@ -51,10 +51,14 @@ class Prepared:
     plan: Plan
     tokenizer: Any
     encoded: dict[str, Encoded]
-    targets: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
     pad_id: int
     sep_id: int
     base_state: dict[str, Any] | None = None
+
+    def targets(self, split: str, plan: Plan | None = None) -> np.ndarray:
+        """The split's targets in the dtype and shape of ``plan``'s contract."""
+        return to_targets(self.labels[split], (plan or self.plan).contract)
 
     def encoded_at(self, split: str, max_length: int) -> Encoded:
         """The split cut to ``max_length`` (shared longest tokenization)."""
@@ -84,23 +88,29 @@ def prepare(plan: Plan, *, max_length: int | None = None, use_cache: bool = True
     tokenizer = _load_tokenizer(plan)
     length = max_length or plan.config.model.max_length
     data = plan.data
-    encoded, targets = {}, {}
+    encoded, labels = {}, {}
     for split in data.splits:
         texts = data.texts(split)
         pairs = ([str(t) for t in data.frames[split][data.text_pair_column].tolist()]
                  if data.text_pair_column else None)
         encoded[split] = encode_texts(tokenizer, texts, pairs, max_length=length,
                                       use_cache=use_cache)
-        targets[split] = to_targets(plan.schema.encode(data.labels(split), split=split),
-                                    plan.contract)
+        labels[split] = plan.schema.encode(data.labels(split), split=split)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     sep = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else (
         tokenizer.eos_token_id or 0)
-    return Prepared(plan, tokenizer, encoded, targets, int(pad), int(sep))
+    return Prepared(plan, tokenizer, encoded, labels, int(pad), int(sep))
+
+
+def load_base_state(plan: Plan) -> dict[str, Any]:
+    """The pretrained weights without the new head, loaded once and kept in memory."""
+    model, info = build_model(plan, loading_info=True)
+    head = set(info.get("missing_keys", ())) | set(info.get("mismatched_keys", ()))
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if k not in head}
 
 
 def build_model(plan: Plan, *, base_state: dict[str, Any] | None = None,
-                config: RunConfig | None = None) -> Any:
+                config: RunConfig | None = None, loading_info: bool = False) -> Any:
     """The classifier with the contract's head; from memory when ``base_state`` is given."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
@@ -129,7 +139,7 @@ def build_model(plan: Plan, *, base_state: dict[str, Any] | None = None,
         return model
     return AutoModelForSequenceClassification.from_pretrained(
         plan.model.name_or_path, ignore_mismatched_sizes=cfg.model.reinit_head, **kwargs,
-        **common)
+        output_loading_info=loading_info, **common)
 
 
 def _training_args(cfg: RunConfig, plan: Plan, work: Path, n_train: int, *,
@@ -186,32 +196,46 @@ class FitResult:
     samples_per_second: float
     pad_share: float
     best_metric: float | None
+    last_eval: tuple[int, np.ndarray, np.ndarray] | None = None  # (step, logits, targets)
 
 
-def fit(prepared: Prepared, *, config: RunConfig | None = None, work: Path,
+def fit(prepared: Prepared, *, plan: Plan | None = None, work: Path,
         callbacks: Sequence[Any] = (), resume_from: str | None = None, save: bool = True,
         model: Any = None) -> FitResult:
-    """Train one model on ``prepared`` with ``config`` (default: the plan's)."""
-    from transformers import PrinterCallback
+    """Train one model on ``prepared`` with ``plan`` (default: the prepared plan; a trial
+    passes its own plan, whose config and contract may differ)."""
+    from transformers import PrinterCallback, TrainerCallback
 
     from labelwise.batching import EncodedDataset, pad_stats
     from labelwise.evaluation import evaluate_logits
     from labelwise.trainer import LabelwiseTrainer, StepTimer, collator_for
 
-    plan = prepared.plan
-    cfg = config or plan.config
+    plan = plan or prepared.plan
+    cfg = plan.config
     max_length = cfg.model.max_length
-    train_ds = EncodedDataset(prepared.encoded_at("train", max_length), prepared.targets["train"])
-    valid_ds = EncodedDataset(prepared.encoded_at("valid", max_length), prepared.targets["valid"])
-    model = model if model is not None else build_model(plan, base_state=prepared.base_state,
-                                                        config=cfg)
+    train_ds = EncodedDataset(prepared.encoded_at("train", max_length),
+                              prepared.targets("train", plan))
+    valid_ds = EncodedDataset(prepared.encoded_at("valid", max_length),
+                              prepared.targets("valid", plan))
+    if model is None:
+        from transformers import set_seed
+
+        set_seed(cfg.train.seed)  # the new head's initial weights follow the run's seed
+        model = build_model(plan, base_state=prepared.base_state, config=cfg)
+    last: dict[str, Any] = {}
 
     def metrics_fn(pred: Any) -> dict[str, float]:
         logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
+        last["eval"] = (np.asarray(logits), np.asarray(pred.label_ids))
         metrics, _ = evaluate_logits(np.asarray(logits), np.asarray(pred.label_ids),
                                      contract=plan.contract, schema=plan.schema, tune=True,
                                      full=False)
         return metrics
+
+    class _Step(TrainerCallback):
+        def on_evaluate(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if "eval" in last:
+                last["step"] = state.global_step
 
     timer = StepTimer()
     collator = collator_for(prepared.pad_id, plan.contract)
@@ -219,37 +243,47 @@ def fit(prepared: Prepared, *, config: RunConfig | None = None, work: Path,
                                                                  save=save),
                                train_dataset=train_ds, eval_dataset=valid_ds,
                                data_collator=collator, compute_metrics=metrics_fn,
-                               callbacks=[timer, *callbacks], contract=plan.contract,
+                               callbacks=[timer, _Step(), *callbacks], contract=plan.contract,
                                bucket=cfg.train.length_bucketing)
     trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - start
     stats = pad_stats(collator)
+    last_eval = (last["step"], *last["eval"]) if "step" in last and not save else None
     return FitResult(trainer.model, list(trainer.state.log_history), seconds,
                      timer.step_seconds, int(out.global_step),
                      float(out.metrics.get("train_samples_per_second", 0.0)),
-                     stats["pad_share"], trainer.state.best_metric)
+                     stats["pad_share"], trainer.state.best_metric, last_eval)
 
 
-def final_metrics(prepared: Prepared, model: Any, *, max_length: int | None = None,
+def final_metrics(prepared: Prepared, model: Any, *, plan: Plan | None = None,
                   splits: Sequence[str] | None = None, batch_size: int = 64,
+                  thresholds: Thresholds | None = None,
+                  valid_eval: tuple[np.ndarray, np.ndarray] | None = None,
                   ) -> tuple[dict[str, dict[str, Any]], Thresholds | None]:
-    """Thresholds tuned on validation, then the full metrics of each split with them."""
+    """Thresholds tuned on validation, then the full metrics of each split with them.
+
+    ``valid_eval`` (logits and targets of the last evaluation, in any row order)
+    saves a forward pass; ``thresholds`` skips tuning."""
     from labelwise.evaluation import evaluate_logits
     from labelwise.inference import predict_logits
 
-    plan = prepared.plan
-    length = max_length or plan.config.model.max_length
+    plan = plan or prepared.plan
+    length = plan.config.model.max_length
     out: dict[str, dict[str, Any]] = {}
-    thresholds = None
     for split in splits or [s for s in ("valid", "test") if s in prepared.encoded]:
-        logits = predict_logits(model, prepared.encoded_at(split, length),
-                                pad_id=prepared.pad_id, batch_size=batch_size)
-        out[split], tuned = evaluate_logits(logits, prepared.targets[split],
-                                            contract=plan.contract, schema=plan.schema,
-                                            thresholds=thresholds, tune=split == "valid")
-        if split == "valid":
+        if split == "valid" and valid_eval is not None:
+            logits, targets = valid_eval
+        else:
+            logits = predict_logits(model, prepared.encoded_at(split, length),
+                                    pad_id=prepared.pad_id, batch_size=batch_size)
+            targets = prepared.targets(split, plan)
+        tune = split == "valid" and thresholds is None
+        out[split], tuned = evaluate_logits(logits, targets, contract=plan.contract,
+                                            schema=plan.schema, thresholds=thresholds,
+                                            tune=tune)
+        if tune:
             thresholds = tuned
     return out, thresholds
 

@@ -1,0 +1,141 @@
+"""One trial, whatever the backend: params -> trial config and contract -> fit -> value.
+
+The expensive parts are built once per worker process and shared by every trial: the token
+ids (at the longest ``max_length`` any trial can use; shorter trials cut them) and the
+pretrained weights (kept in memory; each trial re-initialises from them, never from disk).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from labelwise.artifacts import publish, save_model_dir
+from labelwise.contract import derive_contract
+from labelwise.errors import LabelwiseError
+from labelwise.preflight import Plan, class_counts, contract_options
+from labelwise.space import apply_params
+from labelwise.training import (Prepared, final_metrics, fit, load_base_state, prepare,
+                                set_threads)
+from labelwise.tune._space import max_length_over
+
+__all__ = ["TrialRunner", "TrialOutcome", "save_if_best", "failure_reason", "BEST_MARKER"]
+
+logger = logging.getLogger("labelwise")
+BEST_MARKER = ".best.json"
+
+
+@dataclasses.dataclass
+class TrialOutcome:
+    """A finished trial: its value, validation metrics and what ``best/`` would need."""
+
+    value: float
+    metrics: dict[str, Any]
+    thresholds: Any
+    model: Any
+    plan: Plan
+    seconds: float
+    step_seconds: float
+    steps: int
+    log_history: list[dict[str, Any]]
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line for ``trials.csv``: the error class and its message."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower():
+        return f"out of memory: {type(exc).__name__}: {text}"[:300]
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+class TrialRunner:
+    """Runs trials of one plan in this process (see the module docstring)."""
+
+    def __init__(self, plan: Plan, space: dict[str, Any], *, threads: int | None = None) -> None:
+        self.plan = plan
+        self.space = space
+        self.threads = threads or set_threads(plan.config)
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        started = time.perf_counter()
+        self.prepared: Prepared = prepare(plan, max_length=max_length_over(plan.config, space))
+        self.prepared.base_state = load_base_state(plan)
+        self.setup_seconds = time.perf_counter() - started
+        self.counts, self.n_rows = class_counts(plan.data)
+
+    def trial_plan(self, params: dict[str, Any]) -> Plan:
+        """The plan of a trial: its config, and its contract re-derived (schema unchanged)."""
+        config = apply_params(self.plan.config, params)
+        contract = derive_contract(self.plan.schema, contract_options(config),
+                                   class_counts=self.counts, n_rows=self.n_rows)
+        return dataclasses.replace(self.plan, config=config, contract=contract)
+
+    def run(self, params: dict[str, Any], *, callbacks: tuple[Any, ...] = ()) -> TrialOutcome:
+        """Train and evaluate one trial; exceptions propagate to the backend."""
+        from labelwise.trainer import DivergedError
+
+        plan = self.trial_plan(params)
+        if plan.schema.fingerprint != self.plan.schema.fingerprint:  # pragma: no cover
+            raise LabelwiseError("a trial changed the label schema", code="LW350")
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="labelwise-trial-") as work:
+            result = fit(self.prepared, plan=plan, work=Path(work), callbacks=callbacks,
+                         save=False)
+        valid_eval = None
+        if result.last_eval is not None and result.last_eval[0] == result.steps:
+            valid_eval = (result.last_eval[1], result.last_eval[2])
+        metrics, thresholds = final_metrics(self.prepared, result.model, plan=plan,
+                                            splits=["valid"], valid_eval=valid_eval)
+        metric, _ = plan.objective
+        value = metrics["valid"].get(metric)
+        if metric == "loss":
+            value = _last_eval_loss(result.log_history)
+        if value is None or not math.isfinite(float(value)):
+            raise DivergedError(f"objective {metric} is {value}", fix="lower the learning "
+                                "rate range", code="LW502")
+        return TrialOutcome(float(value), metrics["valid"], thresholds, result.model, plan,
+                            time.perf_counter() - started, result.step_seconds, result.steps,
+                            result.log_history)
+
+    def release(self) -> None:
+        gc.collect()
+
+
+def _last_eval_loss(history: list[dict[str, Any]]) -> float | None:
+    losses = [h["eval_loss"] for h in history if "eval_loss" in h]
+    return float(losses[-1]) if losses else None
+
+
+def save_if_best(outcome: TrialOutcome, *, number: int, direction: str, output_dir: Path,
+                 tokenizer: Any, lock: Callable[[], Any], extra: dict[str, Any]) -> bool:
+    """Publish ``OUTPUT/best/`` when this trial beats the saved best (under a file lock)."""
+    marker = output_dir / BEST_MARKER
+    with lock():
+        if marker.exists():
+            saved = json.loads(marker.read_text())
+            better = (outcome.value > saved["value"] if direction == "maximize"
+                      else outcome.value < saved["value"])
+            if not better:
+                return False
+        staging = output_dir / f".best.staging-{os.getpid()}"
+        save_model_dir(staging, plan=outcome.plan, model=outcome.model, tokenizer=tokenizer,
+                       metrics={"valid": outcome.metrics}, thresholds=outcome.thresholds,
+                       stats={"trial": number, "seconds": round(outcome.seconds, 3),
+                              "step_seconds": round(outcome.step_seconds, 3),
+                              "steps": outcome.steps},
+                       log_history=outcome.log_history, extra={"trial": number, **extra})
+        publish(staging, output_dir / "best", overwrite=True)
+        marker.write_text(json.dumps({"trial": number, "value": outcome.value}))
+    logger.info("trial %d is the best so far: saved to %s", number, output_dir / "best")
+    return True

@@ -1,0 +1,222 @@
+"""Tuning on Optuna with a tiny BERT: resume, failures, pruning, refusal, best dir, workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from labelwise.config import config_from_dict
+from labelwise.errors import PreflightError, SchemaMismatchError
+from labelwise.predict import predict
+from labelwise.tune import tune
+
+WORDS = "film plot story actor scene music city river".split()
+
+
+def data(path, n, seed):
+    rnd = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = ["neg", "pos"][i % 2]
+        key = "good great" if label == "pos" else "bad awful"
+        words = [rnd.choice(WORDS) for _ in range(rnd.randint(2, 6))]
+        words.insert(rnd.randint(0, len(words)), key)
+        rows.append({"text": " ".join(words), "label": label})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return str(path)
+
+
+def make(tmp_path, tiny_model, *, n_trials=3, space=None, search=None, train=None):
+    search = {"n_trials": n_trials, "objective": {"metric": "accuracy",
+                                                  "direction": "maximize"},
+              "space": space or {"train.learning_rate": {"type": "float", "low": 1e-3,
+                                                         "high": 1e-2, "log": True}},
+              **(search or {})}
+    return config_from_dict({
+        "data": {"train": data(tmp_path / "train.csv", 64, 1),
+                 "valid": data(tmp_path / "valid.csv", 24, 2),
+                 "test": data(tmp_path / "test.csv", 16, 3)},
+        "model": {"name_or_path": str(tiny_model), "max_length": 32},
+        "train": {"epochs": 1, "batch_size": 16, "evals_per_epoch": 2, **(train or {})},
+        "search": search, "output_dir": str(tmp_path / "out")})
+
+
+def test_search_writes_best_dir_trials_and_one_model(tmp_path, tiny_model):
+    result = tune(make(tmp_path, tiny_model, search={"pruner": "none"}))
+    out = tmp_path / "out"
+    assert result.counts() == {"COMPLETE": 3}
+    rows = list(pd.read_csv(out / "trials.csv").itertuples())
+    assert [r.number for r in rows] == [0, 1, 2]
+    header = pd.read_csv(out / "trials.csv").columns.tolist()
+    assert header[:4] == ["number", "state", "value", "train.learning_rate"]
+    assert {"accuracy", "f1", "duration_s", "step_seconds", "seed", "reason"} <= set(header)
+    assert len(list(out.rglob("model.safetensors"))) == 1  # one model on disk, not one per trial
+    manifest = json.loads((out / "best" / "labelwise.json").read_text())
+    assert manifest["trial"] == result.best_trial
+    assert {"valid", "test"} <= set(manifest["metrics"])
+    assert predict(out / "best", ["good film"]).labels[0] in ("neg", "pos")
+    from transformers import pipeline
+
+    clf = pipeline("text-classification", model=str(out / "best"), device="cpu")
+    assert clf("bad plot")[0]["label"] in ("neg", "pos")
+    summary = json.loads((out / "search.json").read_text())
+    assert summary["best_trial"] == result.best_trial and summary["counts"] == {"COMPLETE": 3}
+
+
+def test_failing_and_nan_trials_are_isolated(tmp_path, tiny_model, monkeypatch):
+    import torch
+
+    import labelwise.trainer
+    import labelwise.tune._runner as runner_mod
+    from labelwise.losses import make_loss as real_make_loss
+
+    calls = {"fit": 0}
+    real_fit = runner_mod.fit
+
+    def flaky_fit(*args, **kwargs):
+        calls["fit"] += 1
+        if calls["fit"] == 2:
+            raise RuntimeError("boom in trial")
+        return real_fit(*args, **kwargs)
+
+    def nan_on_third(contract):
+        loss = real_make_loss(contract)
+        if calls["fit"] == 3:
+            return lambda logits, y: loss(logits, y) * torch.tensor(float("nan"))
+        return loss
+
+    monkeypatch.setattr(runner_mod, "fit", flaky_fit)
+    monkeypatch.setattr(labelwise.trainer, "make_loss", nan_on_third)
+    result = tune(make(tmp_path, tiny_model, n_trials=4, search={"pruner": "none"}))
+    states = [t.state for t in result.trials]
+    assert states == ["COMPLETE", "FAIL", "FAIL", "COMPLETE"]
+    assert result.trials[1].reason == "RuntimeError: boom in trial"
+    assert result.trials[2].reason.startswith("DivergedError: the training loss became nan")
+    csv = pd.read_csv(tmp_path / "out" / "trials.csv")
+    assert csv["reason"].fillna("").tolist()[1] == "RuntimeError: boom in trial"
+
+
+def test_pruning_prunes_hopeless_choices(tmp_path, tiny_model):
+    config = make(tmp_path, tiny_model, n_trials=6, search={
+        "sampler": "random", "seed": 6,  # draws: good, good, hopeless, good, hopeless...
+        "objective": {"metric": "loss", "direction": "minimize"}},
+        # 1e-6 keeps the loss at its start (ln 2); 1.0 blows it up: a hopeless choice
+        space={"train.learning_rate": {"type": "categorical", "choices": [1e-6, 1.0]}},
+        train={"epochs": 3, "evals_per_epoch": 2})
+    result = tune(config)
+    pruned = [t for t in result.trials if t.state == "PRUNED"]
+    assert pruned, [(t.state, t.params) for t in result.trials]
+    assert all(t.params["train.learning_rate"] == 1.0 for t in pruned), [
+        (t.state, t.params, t.value, t.reason) for t in result.trials]
+    assert all(re.match(r"pruned at step \d+: loss=", t.reason) for t in pruned)
+
+
+def test_resume_adds_trials_up_to_n_trials(tmp_path, tiny_model):
+    tune(make(tmp_path, tiny_model, n_trials=2))
+    first = pd.read_csv(tmp_path / "out" / "trials.csv")
+    result = tune(make(tmp_path, tiny_model, n_trials=3))
+    assert len(result.trials) == 3
+    again = pd.read_csv(tmp_path / "out" / "trials.csv")
+    assert again.head(2)["value"].tolist() == first["value"].tolist()
+
+
+def test_changed_data_or_labels_are_refused(tmp_path, tiny_model):
+    tune(make(tmp_path, tiny_model, n_trials=1))
+    config = make(tmp_path, tiny_model, n_trials=2)
+    frame = pd.read_csv(config.data.train)
+    frame.loc[0, "text"] = "a different first row"
+    frame.to_csv(config.data.train, index=False)
+    with pytest.raises(SchemaMismatchError, match=re.escape(
+            "study 'labelwise' was started with other data_fingerprints")):
+        tune(config)
+    for path in (config.data.train, config.data.valid, config.data.test):
+        split = pd.read_csv(path)
+        split.loc[split["label"] == "neg", "label"] = "negative"
+        split.to_csv(path, index=False)
+    with pytest.raises(SchemaMismatchError, match="schema_fingerprint, data_fingerprints"):
+        tune(config)
+
+
+def test_preflight_errors_stop_before_any_trial(tmp_path, tiny_model):
+    config = make(tmp_path, tiny_model, space={
+        "model.num_labels": {"type": "categorical", "choices": [2, 3]}})
+    with pytest.raises(PreflightError) as info:
+        tune(config)
+    assert info.value.findings.codes() == ["LW312"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_two_workers_share_one_sqlite_study(tmp_path, tiny_model):
+    result = tune(make(tmp_path, tiny_model, n_trials=4), workers=2)
+    numbers = [t.number for t in result.trials]
+    assert sorted(numbers) == [0, 1, 2, 3] and len(set(numbers)) == 4
+    import optuna
+
+    study = optuna.load_study(study_name="labelwise",
+                              storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
+    assert {t.user_attrs["worker"] for t in study.trials} == {0, 1}
+    assert len(list((tmp_path / "out").rglob("model.safetensors"))) == 1
+
+
+def test_resume_after_sigkill_mid_trial(tmp_path, tiny_model):
+    import optuna
+
+    config = make(tmp_path, tiny_model, n_trials=4, train={"epochs": 6, "evals_per_epoch": 1})
+    path = tmp_path / "run.json"
+    path.write_text(config.model_dump_json())
+    env = {**os.environ, "LABELWISE_HEARTBEAT": "1", "LABELWISE_GRACE": "2"}
+    code = ("import json, sys\nfrom labelwise.config import config_from_dict\n"
+            "from labelwise.tune import tune\n"
+            f"tune(config_from_dict(json.load(open({str(path)!r}))))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    storage = f"sqlite:///{tmp_path / 'out' / 'study.db'}"
+    deadline = time.time() + 120
+    finished: list[tuple[int, float]] = []
+    while time.time() < deadline:
+        time.sleep(0.2)
+        try:
+            study = optuna.load_study(study_name="labelwise", storage=storage)
+        except Exception:
+            continue
+        trials = study.get_trials(deepcopy=False)
+        done = [t for t in trials if t.state.name == "COMPLETE"]
+        running = [t for t in trials if t.state.name == "RUNNING"]
+        if done and running:
+            finished = [(t.number, t.value) for t in done]
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait()
+    assert finished, "never saw a finished trial next to a running one"
+    time.sleep(3)  # let the heartbeat grace period pass
+    env_resume = {"LABELWISE_HEARTBEAT": "1", "LABELWISE_GRACE": "2"}
+    old = {k: os.environ.get(k) for k in env_resume}
+    os.environ.update(env_resume)
+    try:
+        import importlib
+
+        import labelwise.tune._optuna as backend
+
+        importlib.reload(backend)
+        result = tune(config)
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        importlib.reload(backend)
+    states = {t.number: t for t in result.trials}
+    for number, value in finished:
+        assert states[number].state == "COMPLETE" and states[number].value == value
+    counted = [t for t in result.trials if t.state in ("COMPLETE", "PRUNED")]
+    assert len(counted) == 4
+    killed = [t for t in result.trials if t.state == "FAIL"]
+    assert len(killed) == 1
+    assert re.fullmatch(r"process died \(retried as trial \d+\)", killed[0].reason)
