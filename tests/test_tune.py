@@ -220,3 +220,14 @@ def test_resume_after_sigkill_mid_trial(tmp_path, tiny_model):
     killed = [t for t in result.trials if t.state == "FAIL"]
     assert len(killed) == 1
     assert re.fullmatch(r"process died \(retried as trial \d+\)", killed[0].reason)
+
+
+def test_refit_retrains_best_params_on_train_and_valid(tmp_path, tiny_model):
+    result = tune(make(tmp_path, tiny_model, n_trials=2, search={"refit": True,
+                                                                 "pruner": "none"}))
+    manifest = json.loads((tmp_path / "out" / "best" / "labelwise.json").read_text())
+    assert manifest["refit"] is True and manifest["trial"] == result.best_trial
+    assert manifest["params"] == result.best_params
+    assert "test" in manifest["metrics"]
+    assert manifest["stats"]["steps"] == 6  # (64 + 24 rows) / 16 per batch, one epoch
+    assert predict(tmp_path / "out" / "best", ["good film"]).labels[0] in ("neg", "pos")

@@ -92,6 +92,11 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
 
         backend = OptunaBackend(storage=storage, study_name=name, workers=n_workers,
                                 source=source)
-    return backend.run(plan, space=space, output_dir=out, n_trials=n, timeout=timeout)
+    result = backend.run(plan, space=space, output_dir=out, n_trials=n, timeout=timeout)
+    if search is not None and search.refit:
+        from labelwise.tune._refit import refit_best
+
+        refit_best(plan, space, result)
+    return result
 
 

@@ -96,11 +96,12 @@ def _add_test(plan: Plan, best: Path) -> None:
     metrics = test_metrics_of(plan, best)
     if metrics is None:
         return
-    all_metrics = json.loads((best / "metrics.json").read_text())
+    path = best / "metrics.json"
+    all_metrics = json.loads(path.read_text()) if path.exists() else {}
     all_metrics["test"] = metrics
     (best / "metrics.json").write_text(json.dumps(all_metrics, indent=2) + "\n")
     manifest = json.loads((best / "labelwise.json").read_text())
-    manifest["metrics"]["test"] = {k: v for k, v in metrics.items()
+    manifest.setdefault("metrics", {})["test"] = {k: v for k, v in metrics.items()
                                    if isinstance(v, (int, float)) or v is None}
     (best / "labelwise.json").write_text(json.dumps(manifest, indent=2) + "\n")
 

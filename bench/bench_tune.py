@@ -1,0 +1,104 @@
+"""labelwise tune against ``Trainer.hyperparameter_search(backend="optuna")``, same run.
+
+Same data (a TREC coarse subset: the first --rows training rows, the 500 validation rows),
+same model (MiniLM), same space (learning rate log-uniform 5e-5..5e-4, batch size 16 or
+32), one epoch per trial, evaluation once per epoch, accuracy maximised, the same time
+budget. Each tool runs in its own fresh process, one after the other.
+
+    python bench/bench_tune.py --budget 480 --rows 2000 --out bench/results/tune.json
+
+Reported per tool: finished trials (complete + pruned) per hour of total wall time (from
+process start: imports, tokenizing and model loading count), best validation accuracy,
+and the share of wall time spent outside optimizer steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent.parent / "shared" / "data" / "trec"
+
+RUNNER = """
+import json, os, sys, time
+START = time.perf_counter()
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from labelwise.config import config_from_dict
+from labelwise.tune import tune
+args = json.loads(sys.argv[1])
+config = config_from_dict({
+    "data": {"train": args["train"], "valid": args["valid"]},
+    "model": {"max_length": 128},
+    "train": {"epochs": 1, "evals_per_epoch": 1},
+    "search": {"n_trials": 10000, "objective": {"metric": "accuracy", "direction": "maximize"},
+               "space": {"train.learning_rate": {"type": "float", "low": 5e-5, "high": 5e-4,
+                                                 "log": True},
+                         "train.batch_size": {"type": "categorical", "choices": [16, 32]}}},
+    "output_dir": args["out_dir"]})
+search_start = time.perf_counter()
+result = tune(config, timeout=args["budget"], overwrite=True)
+wall = time.perf_counter() - search_start
+counts = result.counts()
+print(json.dumps({"tool": "labelwise tune", "budget_s": args["budget"],
+                  "setup_s": round(search_start - START, 2), "search_wall_s": round(wall, 2),
+                  "total_wall_s": round(time.perf_counter() - START, 2), "states": counts,
+                  "finished_trials": counts.get("COMPLETE", 0) + counts.get("PRUNED", 0),
+                  "best_objective": result.best_value, "best_params": result.best_params,
+                  "step_seconds": result.stats["step_seconds"]}))
+"""
+
+
+def run(cmd: list[str]) -> dict:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{cmd[:3]} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def derived(r: dict) -> dict:
+    hours = r["total_wall_s"] / 3600
+    return {**r, "trials_per_hour": round(r["finished_trials"] / hours, 1),
+            "outside_steps_share": round(1 - r["step_seconds"] / r["total_wall_s"], 4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--budget", type=float, default=480)
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory() as tmp:
+        train = Path(tmp) / "train.csv"
+        pd.read_csv(DATA / "train.csv").head(args.rows).to_csv(train, index=False)
+        valid = str(DATA / "validation.csv")
+        plain = derived(run([sys.executable, str(HERE / "plain_hpsearch.py"), "--train",
+                             str(train), "--valid", valid, "--budget", str(args.budget)]))
+        spec = {"train": str(train), "valid": valid, "budget": args.budget,
+                "out_dir": str(Path(tmp) / "lw")}
+        ours = derived(run([sys.executable, "-c", RUNNER, json.dumps(spec)]))
+    out = {"benchmark": "tune_vs_hyperparameter_search",
+           "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                      f"Python {platform.python_version()}",
+           "data": f"trec coarse, first {args.rows} train rows, 500 validation rows",
+           "date": time.strftime("%Y-%m-%d"),
+           "plain": plain, "labelwise": ours,
+           "trials_per_hour_ratio": round(ours["trials_per_hour"] / plain["trials_per_hour"], 2)}
+    text = json.dumps(out, indent=2)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
