@@ -257,3 +257,14 @@ def test_sentence_pairs(tmp_path, tiny_model):
         "text_pair_column"] == "second"
     preds = predict(result.output_dir, ["good film"], text_pairs=["bad plot"])
     assert preds.labels[0] in {"neg", "pos"}
+
+
+def test_early_stopping_follows_the_objective(tmp_path, tiny_model):
+    config = make_config(tmp_path, tiny_model, "binary", train={
+        "max_steps": 60, "evals_per_epoch": 6, "learning_rate": 1e-9,
+        "early_stopping_patience": 2})
+    result = train(config)
+    evals = [r for r in map(json.loads, (result.output_dir / "train_log.jsonl").open())
+             if "eval_f1" in r]
+    assert result.stats["steps"] < 60  # stopped: the objective did not improve
+    assert len(evals) == 3  # the first evaluation, then two without improvement

@@ -238,12 +238,17 @@ def fit(prepared: Prepared, *, plan: Plan | None = None, work: Path,
                 last["step"] = state.global_step
 
     timer = StepTimer()
+    extra = list(callbacks)
+    if save and cfg.train.early_stopping_patience:
+        from transformers import EarlyStoppingCallback
+
+        extra.append(EarlyStoppingCallback(cfg.train.early_stopping_patience))
     collator = collator_for(prepared.pad_id, plan.contract)
     trainer = LabelwiseTrainer(model=model, args=_training_args(cfg, plan, work, len(train_ds),
                                                                  save=save),
                                train_dataset=train_ds, eval_dataset=valid_ds,
                                data_collator=collator, compute_metrics=metrics_fn,
-                               callbacks=[timer, _Step(), *callbacks], contract=plan.contract,
+                               callbacks=[timer, _Step(), *extra], contract=plan.contract,
                                bucket=cfg.train.length_bucketing)
     trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
