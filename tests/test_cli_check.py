@@ -67,14 +67,18 @@ def test_check_without_config_file(tmp_path):
     assert result.exit_code == 0, result.output
 
 
-def test_check_exit_2_no_traceback_and_no_torch(tmp_path):
-    config = setup(tmp_path, extra="train: {learnig_rate: 1e-4}\n")
+def check_in_subprocess(config):
+    """Run `labelwise check` in a fresh process; report its exit code and heavy imports."""
     code = ("import sys\nfrom labelwise.cli import app\n"
             f"try:\n    app(['check', '--config', {str(config)!r}])\n"
             "except SystemExit as e:\n    print('EXIT', e.code)\n"
             "print('HEAVY=' + ','.join(m for m in ('torch', 'transformers', 'optuna')"
             " if m in sys.modules))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_check_exit_2_no_traceback_and_no_torch(tmp_path):
+    proc = check_in_subprocess(setup(tmp_path, extra="train: {learnig_rate: 1e-4}\n"))
     assert "EXIT 2" in proc.stdout and proc.stdout.strip().endswith("HEAVY=")
     assert "Traceback" not in proc.stderr
     assert "unknown key 'train.learnig_rate' (did you mean 'train.learning_rate'?)" in \
@@ -82,11 +86,5 @@ def test_check_exit_2_no_traceback_and_no_torch(tmp_path):
 
 
 def test_check_passing_run_imports_no_torch(tmp_path):
-    config = setup(tmp_path, extra=SEARCH)
-    code = ("import sys\nfrom labelwise.cli import app\n"
-            f"try:\n    app(['check', '--config', {str(config)!r}])\n"
-            "except SystemExit as e:\n    print('EXIT', e.code)\n"
-            "print('HEAVY=' + ','.join(m for m in ('torch', 'transformers', 'optuna')"
-            " if m in sys.modules))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = check_in_subprocess(setup(tmp_path, extra=SEARCH))
     assert "EXIT 0" in proc.stdout and proc.stdout.strip().endswith("HEAVY=")

@@ -247,6 +247,20 @@ def show_labelwise_logs(console: Any) -> None:
     logger.setLevel(logging.INFO)
 
 
+def run_preflighted(console: Any, call: Any) -> Any:
+    """Run a verb that starts with preflight: logs to the console, a failed preflight
+    prints its findings and exits 2."""
+    from labelwise.errors import PreflightError
+
+    show_labelwise_logs(console)
+    quiet_libraries()
+    try:
+        return call()
+    except PreflightError as err:
+        print_preflight_error(err)
+        raise typer.Exit(2) from None
+
+
 def print_metrics(metrics: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
@@ -286,23 +300,16 @@ def train(
     """Preflight, then fine-tune, evaluate and save one classifier."""
 
     def body() -> None:
-        from labelwise.errors import PreflightError
-
         console = _console()
         cfg = build_config(config, sets, train=train_file, valid=valid, test=test,
                            label_column=label_column, text_column=text_column, task=task,
                            model=model, output_dir=output_dir)
-        show_labelwise_logs(console)
-        quiet_libraries()
         from labelwise.progress import RichProgress
         from labelwise.training import train as run_train
 
-        try:
-            result = run_train(cfg, overwrite=overwrite, resume=resume, source=config,
-                               callbacks=[RichProgress(console)])
-        except PreflightError as err:
-            print_preflight_error(err)
-            raise typer.Exit(2) from None
+        result = run_preflighted(console, lambda: run_train(
+            cfg, overwrite=overwrite, resume=resume, source=config,
+            callbacks=[RichProgress(console)]))
         print_metrics(result.metrics, console)
         if result.thresholds is not None:
             console.print(f"thresholds (tuned on validation): {list(result.thresholds.values)}")
@@ -337,22 +344,15 @@ def tune(
     """Search hyperparameters (Optuna); the best model lands in OUTPUT/best/."""
 
     def body() -> None:
-        from labelwise.errors import PreflightError
-
         console = _console()
         cfg = build_config(config, sets, train=train_file, valid=valid, test=test,
                            label_column=label_column, text_column=text_column, task=task,
                            model=model, output_dir=output_dir)
-        show_labelwise_logs(console)
-        quiet_libraries()
         from labelwise.tune import tune as run_tune
 
-        try:
-            result = run_tune(cfg, n_trials=n_trials, timeout=timeout, storage=storage,
-                              study=study, workers=workers, overwrite=overwrite, source=config)
-        except PreflightError as err:
-            print_preflight_error(err)
-            raise typer.Exit(2) from None
+        result = run_preflighted(console, lambda: run_tune(
+            cfg, n_trials=n_trials, timeout=timeout, storage=storage, study=study,
+            workers=workers, overwrite=overwrite, source=config))
         print_search(result, console)
 
     run_safely(body)
