@@ -130,3 +130,45 @@ def test_refusals(task, opts, code, message):
     with pytest.raises(ContractError, match=re.escape(message)) as info:
         derive_contract(SCHEMAS[task], ContractOptions(**opts), class_counts=counts, n_rows=n)
     assert info.value.code == code
+
+
+OPTIONS = {
+    "default": {},
+    "one_logit": {"binary_head": "one_logit"},
+    "loss_ce": {"loss": "cross_entropy"},
+    "loss_bce": {"loss": "bce"},
+    "loss_focal": {"loss": "focal"},
+    "loss_mse": {"loss": "mse"},
+    "class_weights": {"class_weights": "balanced"},
+    "pos_weight": {"pos_weight": "balanced"},
+    "smoothing_ce": {"label_smoothing": 0.1},
+    "smoothing_bce": {"label_smoothing": 0.1, "label_smoothing_mode": "bce"},
+}
+CE, BCE, FOCAL, MSE = "cross_entropy", "bce_with_logits", "focal", "mse"
+# every (task x option) pair: the loss of the derived contract, or the refusal's code
+CROSS = {
+    "binary": [CE, BCE, CE, "LW212", FOCAL, "LW212", CE, "LW206", CE, "LW211"],
+    "multiclass": [CE, "LW209", CE, "LW212", "LW207", "LW212", CE, "LW206", CE, "LW211"],
+    "multilabel": [BCE, "LW209", "LW212", BCE, FOCAL, "LW212", "LW206", BCE, "LW203", BCE],
+    "regression": [MSE, "LW209", "LW212", "LW212", "LW207", MSE, "LW206", "LW206", "LW204",
+                   "LW204"],
+}
+
+
+@pytest.mark.parametrize("task", sorted(CROSS))
+@pytest.mark.parametrize("option", list(OPTIONS))
+def test_every_task_option_pair(task, option):
+    expected = CROSS[task][list(OPTIONS).index(option)]
+    counts, n = COUNTS[task]
+    opts = ContractOptions(**OPTIONS[option])
+    if expected.startswith("LW"):
+        with pytest.raises(ContractError) as info:
+            derive_contract(SCHEMAS[task], opts, class_counts=counts, n_rows=n)
+        assert info.value.code == expected
+        return
+    c = derive_contract(SCHEMAS[task], opts, class_counts=counts, n_rows=n)
+    assert c.loss == expected
+    assert (c.class_weights is not None) == (option == "class_weights")
+    assert (c.pos_weight is not None) == (option == "pos_weight")
+    assert c.label_smoothing == (0.1 if option.startswith("smoothing") else 0.0)
+    assert c.focal_gamma == (2.0 if option == "loss_focal" else None)
