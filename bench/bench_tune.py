@@ -32,7 +32,7 @@ import json, os, sys, time
 START = time.perf_counter()
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from labelwise.config import config_from_dict
-from labelwise.tune import tune
+from labelwise.tuning import tune
 args = json.loads(sys.argv[1])
 config = config_from_dict({
     "data": {"train": args["train"], "valid": args["valid"]},

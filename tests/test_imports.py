@@ -10,7 +10,7 @@ HEAVY = ("torch", "transformers", "optuna", "ray", "datasets", "sklearn")
 CORE = """
 import sys, labelwise
 from labelwise import infer_schema, load_splits, audit
-import labelwise.labels, labelwise.schema, labelwise.audit, labelwise.data, labelwise.errors
+import labelwise.labels, labelwise.schema, labelwise.auditing, labelwise.data, labelwise.errors
 import labelwise.findings, labelwise.inspection, labelwise.cli
 print(",".join(m for m in {heavy!r} if m in sys.modules))
 """
@@ -49,3 +49,14 @@ def test_core_imports_without_heavy_packages_installed():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert proc.stdout.strip() == "binary"
+
+
+def test_top_level_verbs_are_callables_even_after_submodule_imports():
+    code = ("import labelwise, labelwise.auditing, labelwise.prediction, labelwise.tuning\n"
+            "import labelwise.training\n"
+            "names = ['audit', 'predict', 'tune', 'train', 'preflight', 'infer_schema',"
+            " 'load_splits', 'inspect_data', 'derive_contract', 'check_batch']\n"
+            "print(all(callable(getattr(labelwise, n)) for n in names))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert proc.stdout.strip() == "True"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from labelwise.config import config_from_dict
-from labelwise.predict import predict
+from labelwise.prediction import predict
 from labelwise.training import train
 
 pytestmark = pytest.mark.smoke

@@ -12,7 +12,7 @@ import pytest
 
 from labelwise.config import config_from_dict
 from labelwise.errors import ConfigError
-from labelwise.predict import predict
+from labelwise.prediction import predict
 from labelwise.training import train
 
 rnd = random.Random(0)

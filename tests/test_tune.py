@@ -16,8 +16,8 @@ import pytest
 
 from labelwise.config import config_from_dict
 from labelwise.errors import PreflightError, SchemaMismatchError
-from labelwise.predict import predict
-from labelwise.tune import tune
+from labelwise.prediction import predict
+from labelwise.tuning import tune
 
 WORDS = "film plot story actor scene music city river".split()
 
@@ -76,7 +76,7 @@ def test_failing_and_nan_trials_are_isolated(tmp_path, tiny_model, monkeypatch):
     import torch
 
     import labelwise.trainer
-    import labelwise.tune._runner as runner_mod
+    import labelwise.tuning._runner as runner_mod
     from labelwise.losses import make_loss as real_make_loss
 
     calls = {"fit": 0}
@@ -175,7 +175,7 @@ def test_resume_after_sigkill_mid_trial(tmp_path, tiny_model):
     path.write_text(config.model_dump_json())
     env = {**os.environ, "LABELWISE_HEARTBEAT": "1", "LABELWISE_GRACE": "2"}
     code = ("import json, sys\nfrom labelwise.config import config_from_dict\n"
-            "from labelwise.tune import tune\n"
+            "from labelwise.tuning import tune\n"
             f"tune(config_from_dict(json.load(open({str(path)!r}))))\n")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -204,7 +204,7 @@ def test_resume_after_sigkill_mid_trial(tmp_path, tiny_model):
     try:
         import importlib
 
-        import labelwise.tune._optuna as backend
+        import labelwise.tuning._optuna as backend
 
         importlib.reload(backend)
         result = tune(config)

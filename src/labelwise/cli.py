@@ -348,7 +348,7 @@ def tune(
         cfg = build_config(config, sets, train=train_file, valid=valid, test=test,
                            label_column=label_column, text_column=text_column, task=task,
                            model=model, output_dir=output_dir)
-        from labelwise.tune import tune as run_tune
+        from labelwise.tuning import tune as run_tune
 
         result = run_preflighted(console, lambda: run_tune(
             cfg, n_trials=n_trials, timeout=timeout, storage=storage, study=study,
@@ -429,8 +429,8 @@ def predict(
     def body() -> None:
         quiet_libraries()
         from labelwise.io import check_columns, read_table
-        from labelwise.predict import load_model
-        from labelwise.predict import predict as run_predict
+        from labelwise.prediction import load_model
+        from labelwise.prediction import predict as run_predict
 
         loaded = load_model(model_dir)
         table = read_table(input_file, split="input")

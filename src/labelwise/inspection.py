@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from labelwise.audit import audit, audit_frames
+from labelwise.auditing import audit, audit_frames
 from labelwise.data import LoadedData, load_splits, read_splits
 from labelwise.errors import LabelError
 from labelwise.findings import Findings

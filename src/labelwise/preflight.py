@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from labelwise.audit import audit
+from labelwise.auditing import audit
 from labelwise.config import RunConfig
 from labelwise.contract import METRICS, ContractOptions, HeadContract, derive_contract
 from labelwise.data import LoadedData, load_splits

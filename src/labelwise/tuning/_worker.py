@@ -1,6 +1,6 @@
 """A worker process of ``labelwise tune --workers N`` (and of ``--join``).
 
-    python -m labelwise.tune._worker SPEC.json --worker I --n-trials K --threads T
+    python -m labelwise.tuning._worker SPEC.json --worker I --n-trials K --threads T
 
 It re-runs preflight on the config (quietly, a second or less), refuses to run when its
 data yields another schema fingerprint than the study's, then runs K trials.
@@ -17,8 +17,8 @@ from pathlib import Path
 from labelwise.config import config_from_dict
 from labelwise.errors import LabelwiseError
 from labelwise.preflight import preflight
-from labelwise.tune._optuna import run_worker
-from labelwise.tune._space import search_space
+from labelwise.tuning._optuna import run_worker
+from labelwise.tuning._space import search_space
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from labelwise.preflight import Plan
-from labelwise.tune._base import SearchResult, TrialRecord
-from labelwise.tune._runner import BEST_MARKER
+from labelwise.tuning._base import SearchResult, TrialRecord
+from labelwise.tuning._runner import BEST_MARKER
 
 __all__ = ["collect", "write_trials_csv", "finish_best", "test_metrics_of"]
 

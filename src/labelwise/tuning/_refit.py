@@ -18,9 +18,9 @@ import numpy as np
 from labelwise.artifacts import publish, save_model_dir
 from labelwise.thresholds import Thresholds
 from labelwise.tokens import Encoded
-from labelwise.tune._base import SearchResult
-from labelwise.tune._output import _add_test
-from labelwise.tune._runner import TrialRunner
+from labelwise.tuning._base import SearchResult
+from labelwise.tuning._output import _add_test
+from labelwise.tuning._runner import TrialRunner
 
 __all__ = ["refit_best", "concat"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from labelwise.config import RunConfig, load_config
 from labelwise.errors import ConfigError
 from labelwise.preflight import preflight
-from labelwise.tune._base import SearchBackend, SearchResult, TrialRecord
+from labelwise.tuning._base import SearchBackend, SearchResult, TrialRecord
 
 __all__ = ["tune", "SearchResult", "TrialRecord", "SearchBackend"]
 
@@ -63,7 +63,7 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
         PreflightError: Any preflight error; no trial starts.
         SchemaMismatchError: Resuming a study with other data, labels or space.
     """
-    from labelwise.tune._space import search_space
+    from labelwise.tuning._space import search_space
 
     if not isinstance(config, RunConfig):
         source = source or str(config)
@@ -74,7 +74,7 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
     space, origin = search_space(config)
     plan.log()
     logger.info("space=%s (%s)", ", ".join(space), "config" if origin == "config" else
-                "default space: see labelwise.tune._space")
+                "default space: see labelwise.tuning._space")
     n = n_trials or (search.n_trials if search else 20)
     backend_name = search.backend if search else "optuna"
     storage = storage or (search.storage if search else None)
@@ -84,17 +84,17 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
                                           "study": name}) + "\n")
     backend: SearchBackend
     if backend_name == "ray":
-        from labelwise.tune._ray import RayBackend
+        from labelwise.tuning._ray import RayBackend
 
         backend = RayBackend(source=source)
     else:
-        from labelwise.tune._optuna import OptunaBackend
+        from labelwise.tuning._optuna import OptunaBackend
 
         backend = OptunaBackend(storage=storage, study_name=name, workers=n_workers,
                                 source=source)
     result = backend.run(plan, space=space, output_dir=out, n_trials=n, timeout=timeout)
     if search is not None and search.refit:
-        from labelwise.tune._refit import refit_best
+        from labelwise.tuning._refit import refit_best
 
         refit_best(plan, space, result)
     return result

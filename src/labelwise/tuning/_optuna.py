@@ -25,10 +25,10 @@ from typing import Any
 
 from labelwise.errors import ConfigError, MissingDependencyError, SchemaMismatchError
 from labelwise.preflight import Plan
-from labelwise.tune._base import SearchBackend, SearchResult
-from labelwise.tune._output import collect, finish_best, write_trials_csv
-from labelwise.tune._runner import TrialRunner, failure_reason, save_if_best
-from labelwise.tune._space import space_to_json, suggest
+from labelwise.tuning._base import SearchBackend, SearchResult
+from labelwise.tuning._output import collect, finish_best, write_trials_csv
+from labelwise.tuning._runner import TrialRunner, failure_reason, save_if_best
+from labelwise.tuning._space import space_to_json, suggest
 
 __all__ = ["OptunaBackend", "open_study", "study_key", "run_worker", "counted"]
 
@@ -259,7 +259,7 @@ class OptunaBackend(SearchBackend):
         for i, share in enumerate(shares):
             if share == 0:
                 continue
-            cmd = [sys.executable, "-m", "labelwise.tune._worker", str(spec), "--worker",
+            cmd = [sys.executable, "-m", "labelwise.tuning._worker", str(spec), "--worker",
                    str(i), "--n-trials", str(share), "--threads", str(threads)]
             procs.append(subprocess.Popen(cmd))
         try:

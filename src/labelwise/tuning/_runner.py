@@ -26,7 +26,7 @@ from labelwise.preflight import Plan, class_counts, contract_options
 from labelwise.space import apply_params
 from labelwise.training import (Prepared, final_metrics, fit, load_base_state, prepare,
                                 set_threads)
-from labelwise.tune._space import max_length_over
+from labelwise.tuning._space import max_length_over
 
 __all__ = ["TrialRunner", "TrialOutcome", "save_if_best", "failure_reason", "BEST_MARKER"]
 
