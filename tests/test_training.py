@@ -86,7 +86,7 @@ def test_every_task_and_head_trains_and_saves(tmp_path, tiny_model, name):
     out = result.output_dir
     assert sorted(p.name for p in out.iterdir()) == sorted([
         "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-        "labelwise.json", "metrics.json", "train_log.jsonl"])
+        "labelwise.json", "metrics.json", "train_log.jsonl", "README.md"])
     width, problem, keys, n_thr = EXPECT[name]
     hf = json.loads((out / "config.json").read_text())
     assert hf["problem_type"] == problem and len(hf["id2label"]) == width

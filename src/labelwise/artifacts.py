@@ -8,7 +8,11 @@ Layout of a model dir (what ``train`` writes and ``tune`` writes as ``best/``):
 * ``labelwise.json``: schema, contract, thresholds, resolved plan, metrics, package
   versions, data fingerprints, training statistics;
 * ``metrics.json``: the full metrics of every evaluated split;
-* ``train_log.jsonl``: the training log, one record per line.
+* ``train_log.jsonl``: the training log, one record per line;
+* ``README.md``: a Hugging Face style model card (``labelwise.model_card``).
+
+``labelwise train`` and ``labelwise tune`` also write ``report.html`` into the output dir
+(``labelwise.report``).
 """
 
 from __future__ import annotations
@@ -84,6 +88,9 @@ def save_model_dir(path: Path, *, plan: Any, model: Any, tokenizer: Any,
     with (path / "train_log.jsonl").open("w") as fh:
         for record in log_history:
             fh.write(json.dumps(record, default=_json_default) + "\n")
+    from labelwise.model_card import write_model_card
+
+    write_model_card(path, plan=plan)  # README.md, the Hugging Face model card
     return path
 
 

@@ -280,6 +280,26 @@ def print_metrics(metrics: dict[str, Any], console: Any) -> None:
     console.print(table)
 
 
+ReportOpt = Annotated[bool, typer.Option("--report/--no-report",
+                                          help="Write OUTPUT/report.html at the end.")]
+
+
+def report_after_run(output_dir: Any, console: Any) -> None:
+    """Write the run's HTML report; a failure is a warning, never a failed run."""
+    import logging
+
+    try:
+        from labelwise.report import write_report
+
+        path = write_report(output_dir)
+    except Exception as exc:  # noqa: BLE001 - the run succeeded: keep its exit code
+        logging.getLogger("labelwise").warning("the report was not written: %s: %s (retry "
+                                               "with: labelwise --debug report %s)",
+                                               type(exc).__name__, exc, output_dir)
+        return
+    console.print(f"report: {path}")
+
+
 @app.command()
 def train(
     config: ConfigOpt = None,
@@ -296,6 +316,7 @@ def train(
                          help="Replace a non-empty output directory.")] = False,
     resume: Annotated[bool, typer.Option("--resume",
                       help="Continue an interrupted run from its last checkpoint.")] = False,
+    report: ReportOpt = True,
 ) -> None:
     """Preflight, then fine-tune, evaluate and save one classifier."""
 
@@ -317,6 +338,8 @@ def train(
         console.print(f"trained {s['steps']} steps in {s['train_seconds']:.1f} s "
                       f"({s['samples_per_second']:.1f} samples/s, {s['pad_share']:.1%} padding)")
         console.print(f"[green]saved[/] {result.output_dir}")
+        if report:
+            report_after_run(result.output_dir, console)
 
     run_safely(body)
 
@@ -340,6 +363,7 @@ def tune(
     workers: Annotated[int | None, typer.Option("--workers",
                        help="Worker processes on this machine.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+    report: ReportOpt = True,
 ) -> None:
     """Search hyperparameters (Optuna); the best model lands in OUTPUT/best/."""
 
@@ -354,6 +378,8 @@ def tune(
             cfg, n_trials=n_trials, timeout=timeout, storage=storage, study=study,
             workers=workers, overwrite=overwrite, source=config))
         print_search(result, console)
+        if report:
+            report_after_run(result.output_dir, console)
 
     run_safely(body)
 
@@ -408,6 +434,24 @@ def dashboard(
                                          code="LW401") from None
         _console().print(f"optuna-dashboard on http://{host}:{port} (storage {storage})")
         run_server(storage, host=host, port=port)
+
+    run_safely(body)
+
+
+@app.command("report")
+def report_command(
+    output: Annotated[str, typer.Argument(help="A labelwise train or tune output directory.")],
+    path: Annotated[str | None, typer.Option("--output", "-o", help="Where to write the "
+                                             "HTML (default OUTPUT/report.html).")] = None,
+) -> None:
+    """Write a self-contained HTML report of a train or tune run (opens offline)."""
+
+    def body() -> None:
+        quiet_libraries()
+        from labelwise.report import write_report
+
+        written = write_report(_path(output), path=_path(path) if path else None)
+        _console().print(f"[green]wrote[/] {written}")
 
     run_safely(body)
 

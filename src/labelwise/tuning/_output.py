@@ -104,6 +104,9 @@ def _add_test(plan: Plan, best: Path) -> None:
     manifest.setdefault("metrics", {})["test"] = {k: v for k, v in metrics.items()
                                    if isinstance(v, (int, float)) or v is None}
     (best / "labelwise.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    from labelwise.model_card import write_model_card
+
+    write_model_card(best)  # again, now with the test metrics
 
 
 def finish_best(plan: Plan, study: Any, records: list[TrialRecord], *, output_dir: Path,
