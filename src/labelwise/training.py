@@ -180,7 +180,6 @@ def _training_args(cfg: RunConfig, plan: Plan, work: Path, n_train: int, *,
         dataloader_num_workers=0,
         remove_unused_columns=False,
         label_names=["labels"],
-        optim="adamw_torch",
     )
 
 
