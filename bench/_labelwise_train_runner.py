@@ -13,8 +13,8 @@ taken out of the loop figures anyway).
 Measured exactly as bench/plain_trainer.py measures the plain Trainer (its functions are
 imported): the fp32 matmul peak in this process before any data is read, the tokens the
 model really sees through the same forward pre-hook (training forwards only), the same
-useful-token FLOP formula, and ru_maxrss. The model is built with
-``labelwise.training.build_model`` (what ``fit`` would do) so that the hook can be
+useful-token FLOP formula, and ru_maxrss. The model is built as ``fit`` builds it
+(``set_seed(train.seed)``, then ``labelwise.training.build_model``) so that the hook can be
 attached before it is handed to ``fit``.
 
 Timing fields:
@@ -51,10 +51,10 @@ from plain_trainer import (  # noqa: E402
     measure_matmul_peak,
     peak_rss_mib,
 )
-from transformers import TrainerCallback  # noqa: E402
+from transformers import TrainerCallback, set_seed  # noqa: E402
 
 from labelwise.config import config_from_dict  # noqa: E402
-from labelwise.preflight import preflight  # noqa: E402
+from labelwise import preflight  # noqa: E402
 from labelwise.training import build_model, fit, prepare, set_threads  # noqa: E402
 
 VALID_ROWS = 64
@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         peak = measure_matmul_peak(reps=args.peak_reps)
         plan = preflight(config)
         prepared = prepare(plan)
+        set_seed(args.seed)  # what fit does before it builds the model itself
         model = build_model(plan)
         counter = TokenCounter()
         model.register_forward_pre_hook(training_only(counter), with_kwargs=True)

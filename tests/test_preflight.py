@@ -9,7 +9,7 @@ import pytest
 
 from labelwise.config import config_from_dict
 from labelwise.errors import PreflightError
-from labelwise.preflight import preflight
+from labelwise import preflight
 
 
 @pytest.fixture

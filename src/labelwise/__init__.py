@@ -36,8 +36,8 @@ _LAZY = {
     "HeadContract": "labelwise.contract",
     "derive_contract": "labelwise.contract",
     "check_batch": "labelwise.guard",
-    "preflight": "labelwise.preflight",
-    "Plan": "labelwise.preflight",
+    "preflight": "labelwise._preflight",
+    "Plan": "labelwise._preflight",
     # heavy verbs (torch, transformers, optuna on first use)
     "train": "labelwise.training",
     "TrainResult": "labelwise.training",
@@ -60,7 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from labelwise.inspection import Inspection, inspect_data
     from labelwise.labels import Task, TaskInference, infer_task
     from labelwise.prediction import Predictions, predict
-    from labelwise.preflight import Plan, preflight
+    from labelwise._preflight import Plan, preflight
     from labelwise.schema import LabelSchema, infer_schema
     from labelwise.training import TrainResult, train
     from labelwise.tuning import SearchResult, tune

@@ -184,7 +184,7 @@ def check(
 
     def body() -> None:
         from labelwise.errors import PreflightError
-        from labelwise.preflight import preflight
+        from labelwise._preflight import preflight
         from labelwise.render import print_plan
 
         _check_format(fmt)

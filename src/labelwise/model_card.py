@@ -32,7 +32,7 @@ def write_model_card(model_dir: str | Path, *, plan: Any = None,
 
     Args:
         model_dir: A dir written by ``labelwise train`` (or ``tune``'s ``best/``).
-        plan: The run's resolved :class:`~labelwise.preflight.Plan`: its data in memory give
+        plan: The run's resolved :class:`~labelwise._preflight.Plan`: its data in memory give
             the label counts without reading any file.
         distribution: Per split label counts as :func:`labelwise.inspection.distribution`
             gives them. Without ``plan`` or ``distribution`` the recorded data files are

@@ -22,7 +22,7 @@ import numpy as np
 from labelwise.artifacts import partial_dir, publish, save_model_dir
 from labelwise.config import RunConfig, load_config
 from labelwise.errors import ConfigError, SchemaMismatchError
-from labelwise.preflight import Plan, preflight
+from labelwise._preflight import Plan, preflight
 from labelwise.thresholds import Thresholds
 from labelwise.tokens import Encoded, encode_texts
 from labelwise.training_targets import to_targets

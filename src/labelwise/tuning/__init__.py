@@ -15,7 +15,7 @@ from pathlib import Path
 
 from labelwise.config import RunConfig, load_config
 from labelwise.errors import ConfigError
-from labelwise.preflight import preflight
+from labelwise._preflight import preflight
 from labelwise.tuning._base import SearchBackend, SearchResult, TrialRecord
 
 __all__ = ["tune", "SearchResult", "TrialRecord", "SearchBackend"]

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from labelwise.errors import ConfigError, MissingDependencyError, SchemaMismatchError
-from labelwise.preflight import Plan
+from labelwise._preflight import Plan
 from labelwise.tuning._base import SearchBackend, SearchResult
 from labelwise.tuning._output import collect, finish_best, write_trials_csv
 from labelwise.tuning._runner import TrialRunner, failure_reason, save_if_best

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from labelwise.preflight import Plan
+from labelwise._preflight import Plan
 from labelwise.tuning._base import SearchResult, TrialRecord
 from labelwise.tuning._runner import BEST_MARKER
 

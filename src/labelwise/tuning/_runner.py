@@ -22,7 +22,7 @@ from typing import Any
 from labelwise.artifacts import publish, save_model_dir
 from labelwise.contract import derive_contract
 from labelwise.errors import LabelwiseError
-from labelwise.preflight import Plan, class_counts, contract_options
+from labelwise._preflight import Plan, class_counts, contract_options
 from labelwise.space import apply_params
 from labelwise.training import (Prepared, final_metrics, fit, load_base_state, prepare,
                                 set_threads)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from labelwise.config import config_from_dict
 from labelwise.errors import LabelwiseError
-from labelwise.preflight import preflight
+from labelwise._preflight import preflight
 from labelwise.tuning._optuna import run_worker
 from labelwise.tuning._space import search_space
 
