@@ -170,7 +170,7 @@ def test_two_workers_share_one_sqlite_study(tmp_path, tiny_model):
 def test_resume_after_sigkill_mid_trial(tmp_path, tiny_model):
     import optuna
 
-    config = make(tmp_path, tiny_model, n_trials=4, train={"epochs": 6, "evals_per_epoch": 1})
+    config = make(tmp_path, tiny_model, n_trials=4, train={"epochs": 20, "evals_per_epoch": 1})
     path = tmp_path / "run.json"
     path.write_text(config.model_dump_json())
     env = {**os.environ, "LABELWISE_HEARTBEAT": "1", "LABELWISE_GRACE": "2"}
@@ -192,7 +192,11 @@ def test_resume_after_sigkill_mid_trial(tmp_path, tiny_model):
         done = [t for t in trials if t.state.name == "COMPLETE"]
         running = [t for t in trials if t.state.name == "RUNNING"]
         if done and running:
-            finished = [(t.number, t.value) for t in done]
+            # Optuna ignores a RUNNING trial that never sent a heartbeat: let it send one
+            time.sleep(1.5)
+            study = optuna.load_study(study_name="labelwise", storage=storage)
+            finished = [(t.number, t.value) for t in study.get_trials(deepcopy=False)
+                        if t.state.name == "COMPLETE"]
             os.kill(proc.pid, signal.SIGKILL)
             break
     proc.wait()
