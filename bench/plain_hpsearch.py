@@ -111,10 +111,9 @@ def main() -> None:
            "finished_trials": states.get("COMPLETE", 0) + states.get("PRUNED", 0),
            "best_objective": best.objective, "best_params": best.hyperparameters,
            "step_seconds": round(StepTimer.seconds, 2)}
-    text = json.dumps(out, indent=2)
     if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
+        args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out))  # one line: the caller reads the last line
 
 
 if __name__ == "__main__":

@@ -160,8 +160,20 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
     from transformers import TrainerCallback
 
     class Report(TrainerCallback):
+        """Feeds the pruner at each evaluation (never at the last one: a trial that ran to
+        the end is complete) and times the optimizer steps, pruned trials included."""
+
         def __init__(self, trial: Any) -> None:
             self.trial = trial
+            self.started = time.perf_counter()
+            self.step_seconds = 0.0
+            self._step = 0.0
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self._step = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.step_seconds += time.perf_counter() - self._step
 
         def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None,
                         **kw: Any) -> None:
@@ -169,9 +181,12 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
             if value is None:
                 return
             self.trial.report(float(value), state.global_step)
-            if self.trial.should_prune():
+            if state.global_step < state.max_steps and self.trial.should_prune():
                 reason = f"pruned at step {state.global_step}: {metric}={value:.4f}"
                 self.trial.set_user_attr("prune_reason", reason)
+                self.trial.set_user_attr("step_seconds", round(self.step_seconds, 3))
+                self.trial.set_user_attr("duration_s",
+                                         round(time.perf_counter() - self.started, 3))
                 raise optuna.TrialPruned(reason)
 
     def objective(trial: Any) -> float:
