@@ -4,7 +4,7 @@
         --valid ../shared/data/sst2/validation.csv --steps 200 --out /tmp/l.json
 
 It goes the library path of ``labelwise train`` without saving: ``config_from_dict`` ->
-``preflight`` -> ``prepare`` -> ``fit(prepared, work=tmp, save=False)``, MiniLM (the
+``labelwise.preflight`` -> ``prepare`` -> ``fit(prepared, work=tmp, save=False)``, MiniLM (the
 packaged default), length-bucketed batches, max_length 128, fp32, ``threads`` = the cores.
 Validation is a 64-row slice of ``--valid`` written to a temporary directory, so the one
 evaluation the Trainer runs after the last step costs next to nothing (it is timed and
