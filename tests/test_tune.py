@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import signal
 import subprocess
@@ -14,40 +13,11 @@ import time
 import pandas as pd
 import pytest
 
-from labelwise.config import config_from_dict
 from labelwise.errors import PreflightError, SchemaMismatchError
 from labelwise.prediction import predict
 from labelwise.tuning import tune
 
-WORDS = "film plot story actor scene music city river".split()
-
-
-def data(path, n, seed):
-    rnd = random.Random(seed)
-    rows = []
-    for i in range(n):
-        label = ["neg", "pos"][i % 2]
-        key = "good great" if label == "pos" else "bad awful"
-        words = [rnd.choice(WORDS) for _ in range(rnd.randint(2, 6))]
-        words.insert(rnd.randint(0, len(words)), key)
-        rows.append({"text": " ".join(words), "label": label})
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return str(path)
-
-
-def make(tmp_path, tiny_model, *, n_trials=3, space=None, search=None, train=None):
-    search = {"n_trials": n_trials, "objective": {"metric": "accuracy",
-                                                  "direction": "maximize"},
-              "space": space or {"train.learning_rate": {"type": "float", "low": 1e-3,
-                                                         "high": 1e-2, "log": True}},
-              **(search or {})}
-    return config_from_dict({
-        "data": {"train": data(tmp_path / "train.csv", 64, 1),
-                 "valid": data(tmp_path / "valid.csv", 24, 2),
-                 "test": data(tmp_path / "test.csv", 16, 3)},
-        "model": {"name_or_path": str(tiny_model), "max_length": 32},
-        "train": {"epochs": 1, "batch_size": 16, "evals_per_epoch": 2, **(train or {})},
-        "search": search, "output_dir": str(tmp_path / "out")})
+from tuning_data import make
 
 
 def test_search_writes_best_dir_trials_and_one_model(tmp_path, tiny_model):
@@ -167,7 +137,7 @@ def test_two_workers_share_one_sqlite_study(tmp_path, tiny_model):
     assert len(list((tmp_path / "out").rglob("model.safetensors"))) == 1
 
 
-def test_resume_after_sigkill_mid_trial(tmp_path, tiny_model):
+def test_resume_after_sigkill_mid_trial(tmp_path, tiny_model, monkeypatch):
     import optuna
 
     config = make(tmp_path, tiny_model, n_trials=4, train={"epochs": 20, "evals_per_epoch": 1})
@@ -202,20 +172,9 @@ def test_resume_after_sigkill_mid_trial(tmp_path, tiny_model):
     proc.wait()
     assert finished, "never saw a finished trial next to a running one"
     time.sleep(3)  # let the heartbeat grace period pass
-    env_resume = {"LABELWISE_HEARTBEAT": "1", "LABELWISE_GRACE": "2"}
-    old = {k: os.environ.get(k) for k in env_resume}
-    os.environ.update(env_resume)
-    try:
-        import importlib
-
-        import labelwise.tuning._optuna as backend
-
-        importlib.reload(backend)
-        result = tune(config)
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-        importlib.reload(backend)
+    monkeypatch.setenv("LABELWISE_HEARTBEAT", "1")
+    monkeypatch.setenv("LABELWISE_GRACE", "2")
+    result = tune(config)
     states = {t.number: t for t in result.trials}
     for number, value in finished:
         assert states[number].state == "COMPLETE" and states[number].value == value

@@ -1,13 +1,15 @@
-"""The Optuna backend: the embedded default.
+"""The Optuna backend: the embedded default, and the way to tune across machines.
 
-Storage is a SQLite file in the output dir unless ``--storage`` names another (PostgreSQL,
-MySQL, or ``journal:///path`` for Optuna's journal file on a shared filesystem). The study
-records the schema fingerprint, the data fingerprints, the space and the objective; running
-the same command again resumes it, and resuming with other data, labels or space is refused
-with the difference. Trials of a process that died are failed by Optuna's heartbeat and
-retried (``RetryFailedTrialCallback``). Each trial runs under ``catch=(Exception,)``: an
-exception, a NaN loss or an out-of-memory error fails that trial, with the reason stored,
-and the search goes on.
+Storage is a SQLite file in the output dir unless ``--storage`` names another (PostgreSQL or
+MySQL, or ``journal:///path`` on a shared filesystem; see :mod:`._storage`). The study
+records the schema fingerprint, the data fingerprints, the space, the objective and the
+number of trials; running the same command again resumes it, and resuming or joining with
+other data, labels or space is refused with the difference. Every process, whether a
+``--workers`` process on this machine or a ``--join`` process on another, runs trials until
+the study holds ``n_trials`` finished or running ones, so the processes of one study finish
+``n_trials`` between them. Trials of a process that died are failed by Optuna's heartbeat
+and retried. Each trial runs under ``catch=(Exception,)``: an exception, a NaN loss or an
+out-of-memory error fails that trial, with the reason stored, and the search goes on.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -23,68 +26,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from labelwise.errors import ConfigError, MissingDependencyError, SchemaMismatchError
+from labelwise.errors import ConfigError, SchemaMismatchError
 from labelwise._preflight import Plan
 from labelwise.tuning._base import SearchBackend, SearchResult
-from labelwise.tuning._output import collect, finish_best, write_trials_csv
-from labelwise.tuning._runner import TrialRunner, failure_reason, save_if_best
-from labelwise.tuning._space import space_to_json, suggest
+from labelwise.tuning._output import collect, finish_best, summarize, write_trials_csv
+from labelwise.tuning._runner import (TrialRunner, failure_reason, key_difference, save_if_best,
+                                      study_key)
+from labelwise.tuning._space import suggest
+from labelwise.tuning._storage import (default_storage, display_url, has_heartbeat,
+                                       make_storage, optuna_module)
 
-__all__ = ["OptunaBackend", "open_study", "study_key", "run_worker", "counted"]
+__all__ = ["OptunaBackend", "open_study", "run_worker", "counted"]
 
 logger = logging.getLogger("labelwise")
-HEARTBEAT = int(os.environ.get("LABELWISE_HEARTBEAT", "30"))
-GRACE = int(os.environ.get("LABELWISE_GRACE", str(3 * HEARTBEAT)))
-
-
-def _optuna() -> Any:
-    try:
-        import optuna
-    except ImportError:
-        raise MissingDependencyError("tuning needs optuna", fix="pip install "
-                                     "'labelwise[tune]'", code="LW401") from None
-    return optuna
-
-
-def default_storage(output_dir: Path) -> str:
-    return f"sqlite:///{output_dir.resolve() / 'study.db'}"
-
-
-def _storage(url: str) -> Any:
-    import warnings
-
-    optuna = _optuna()
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
-
-    with warnings.catch_warnings():  # the heartbeat API is marked experimental in Optuna 5
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = RetryHeartbeatStaleTrialCallback(max_retry=2)
-        return _make_storage(optuna, url, retry)
-
-
-def _make_storage(optuna: Any, url: str, retry: Any) -> Any:
-    if url.startswith("journal://"):
-        from optuna.storages.journal import JournalFileBackend
-
-        path = url.removeprefix("journal://")
-        return optuna.storages.JournalStorage(JournalFileBackend(path))
-    kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
-    return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT, grace_period=GRACE,
-                                      heartbeat_stale_trial_callback=retry, **kwargs)
-
-
-def study_key(plan: Plan, space: dict[str, Any]) -> dict[str, Any]:
-    """What a study is bound to: labels, data, space and objective."""
-    return {"schema_fingerprint": plan.schema.fingerprint,
-            "data_fingerprints": {s: plan.data.fingerprint(s) for s in ("train", "valid")},
-            "space": space_to_json(space),
-            "objective": list(plan.objective)}
+TARGET_ATTR = "labelwise_n_trials"
 
 
 def _sampler(plan: Plan, worker: int) -> Any:
-    optuna = _optuna()
+    optuna = optuna_module()
     search = plan.config.search
     seed = (search.seed if search else 42) + worker
     if search is not None and search.sampler == "random":
@@ -93,7 +52,7 @@ def _sampler(plan: Plan, worker: int) -> Any:
 
 
 def _pruner(plan: Plan) -> Any:
-    optuna = _optuna()
+    optuna = optuna_module()
     kind = plan.config.search.pruner if plan.config.search else "median"
     if kind == "none":
         return optuna.pruners.NopPruner()
@@ -105,10 +64,21 @@ def _pruner(plan: Plan) -> Any:
 
 
 def open_study(plan: Plan, space: dict[str, Any], *, storage: str, study_name: str,
-               worker: int = 0) -> Any:
-    """Create or load the study; refuse one bound to other data, labels or space."""
-    optuna = _optuna()
-    study = optuna.create_study(study_name=study_name, storage=_storage(storage),
+               worker: int = 0, create: bool = True) -> Any:
+    """Create or load the study; refuse one bound to other data, labels or space.
+
+    With ``create=False`` (``--join``) the study must exist already.
+    """
+    optuna = optuna_module()
+    backend = make_storage(storage)
+    if not create:
+        names = [s.study_name for s in optuna.get_all_study_summaries(backend)]
+        if study_name not in names:
+            raise ConfigError(f"there is no study '{study_name}' to join",
+                              where=f"storage {display_url(storage)}",
+                              fix="start the first machine without --join (it creates the "
+                              "study), or check --study and --storage", code="LW353")
+    study = optuna.create_study(study_name=study_name, storage=backend,
                                 sampler=_sampler(plan, worker), pruner=_pruner(plan),
                                 direction=plan.objective[1], load_if_exists=True)
     key = study_key(plan, space)
@@ -116,28 +86,44 @@ def open_study(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
     if saved is None:
         study.set_user_attr("labelwise", key)
     elif saved != key:
-        changed = [k for k in key if saved.get(k) != key[k]]
-        detail = "; ".join(f"{k}: {json.dumps(saved.get(k))[:120]} -> "
-                           f"{json.dumps(key[k])[:120]}" for k in changed)
+        changed, detail = key_difference(saved, key)
         raise SchemaMismatchError(f"study '{study_name}' was started with other "
-                                  f"{', '.join(changed)} ({detail})", where=f"storage {storage}",
-                                  fix="use the same data, labels and space to resume, or "
-                                  "another --study / --output-dir", code="LW351")
+                                  f"{', '.join(changed)} ({detail})",
+                                  where=f"storage {display_url(storage)}",
+                                  fix="use the same data, labels and space to resume or join, "
+                                  "or another --study / --output-dir", code="LW351")
     return study
 
 
-def counted(study: Any) -> int:
+def counted(trials: list[Any]) -> int:
     """Trials that count toward ``n_trials``: complete, pruned, and failed by an error
     (not the stale trials of a dead process, which are retried)."""
-    optuna = _optuna()
-    states = optuna.trial.TrialState
     n = 0
-    for t in study.get_trials(deepcopy=False):
-        if t.state in (states.COMPLETE, states.PRUNED):
+    for t in trials:
+        if t.state.name in ("COMPLETE", "PRUNED"):
             n += 1
-        elif t.state == states.FAIL and "fail_reason" in t.user_attrs:
+        elif t.state.name == "FAIL" and "fail_reason" in t.user_attrs:
             n += 1
     return n
+
+
+def _states(study: Any, storage: str) -> list[Any]:
+    if has_heartbeat(storage):
+        import warnings
+
+        optuna = optuna_module()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+    return study.get_trials(deepcopy=False)
+
+
+def _has_work(trials: list[Any], n_trials: int) -> bool:
+    """A trial waits to be retried, or finished + running trials are fewer than the target."""
+    if any(t.state.name == "WAITING" for t in trials):
+        return True
+    running = sum(1 for t in trials if t.state.name == "RUNNING")
+    return counted(trials) + running < n_trials
 
 
 @contextlib.contextmanager
@@ -148,23 +134,14 @@ def _file_lock(path: Path) -> Iterator[None]:
         yield
 
 
-def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: str,
-               n_trials: int, timeout: float | None, output_dir: Path, worker: int = 0,
-               threads: int | None = None) -> None:
-    """Run up to ``n_trials`` trials of the study in this process."""
-    optuna = _optuna()
-    study = open_study(plan, space, storage=storage, study_name=study_name, worker=worker)
-    runner = TrialRunner(plan, space, threads=threads)
-    metric, direction = plan.objective
-    lock = lambda: _file_lock(output_dir / ".best.lock")  # noqa: E731
+def _report_callback(trial: Any, metric: str) -> Any:
+    """A TrainerCallback that feeds the pruner at each evaluation (never at the last one: a
+    trial that ran to the end is complete) and times the optimizer steps."""
+    optuna = optuna_module()
     from transformers import TrainerCallback
 
     class Report(TrainerCallback):
-        """Feeds the pruner at each evaluation (never at the last one: a trial that ran to
-        the end is complete) and times the optimizer steps, pruned trials included."""
-
-        def __init__(self, trial: Any) -> None:
-            self.trial = trial
+        def __init__(self) -> None:
             self.started = time.perf_counter()
             self.step_seconds = 0.0
             self._step = 0.0
@@ -180,21 +157,41 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
             value = (metrics or {}).get(f"eval_{metric}")
             if value is None:
                 return
-            self.trial.report(float(value), state.global_step)
-            if state.global_step < state.max_steps and self.trial.should_prune():
+            trial.report(float(value), state.global_step)
+            if state.global_step < state.max_steps and trial.should_prune():
                 reason = f"pruned at step {state.global_step}: {metric}={value:.4f}"
-                self.trial.set_user_attr("prune_reason", reason)
-                self.trial.set_user_attr("step_seconds", round(self.step_seconds, 3))
-                self.trial.set_user_attr("duration_s",
-                                         round(time.perf_counter() - self.started, 3))
+                trial.set_user_attr("prune_reason", reason)
+                trial.set_user_attr("step_seconds", round(self.step_seconds, 3))
+                trial.set_user_attr("duration_s",
+                                    round(time.perf_counter() - self.started, 3))
                 raise optuna.TrialPruned(reason)
+
+    return Report()
+
+
+def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: str,
+               n_trials: int, timeout: float | None, output_dir: Path, worker: int = 0,
+               threads: int | None = None, join: bool = False) -> int:
+    """Run trials in this process until the study holds ``n_trials`` finished or running
+    trials (or ``timeout`` seconds have passed); returns how many this process ran."""
+    optuna = optuna_module()
+    study = open_study(plan, space, storage=storage, study_name=study_name, worker=worker,
+                       create=not join)
+    if not _has_work(_states(study, storage), n_trials):
+        return 0
+    runner = TrialRunner(plan, space, threads=threads)
+    metric, direction = plan.objective
+    host = socket.gethostname()
+    lock = lambda: _file_lock(output_dir / ".best.lock")  # noqa: E731
 
     def objective(trial: Any) -> float:
         params = suggest(trial, space)
-        trial.set_user_attr("seed", plan.config.train.seed)
-        trial.set_user_attr("worker", worker)
+        for key, value in (("seed", plan.config.train.seed), ("worker", worker),
+                           ("host", host), ("pid", os.getpid()),
+                           ("schema_fingerprint", plan.schema.fingerprint)):
+            trial.set_user_attr(key, value)
         try:
-            outcome = runner.run(params, callbacks=(Report(trial),))
+            outcome = runner.run(params, callbacks=(_report_callback(trial, metric),))
         except optuna.TrialPruned:
             raise
         except Exception as exc:
@@ -221,61 +218,106 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
         logger.info("trial %d %s value=%s params=%s best=%s%s", trial.number, trial.state.name,
                     value, trial.params, best, f" [{reason}]" if reason else "")
 
-    study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(Exception,),
-                   callbacks=[log_trial], gc_after_trial=True)
+    deadline = time.monotonic() + timeout if timeout else None
+    ran = 0
+    while _has_work(_states(study, storage), n_trials):
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[log_trial],
+                       gc_after_trial=True)
+        ran += 1
+    return ran
+
+
+def wait_for_others(study: Any, storage: str) -> None:
+    """Wait while other processes (``--join``, ``--workers``) still run trials of the study.
+
+    A process that died is noticed by the heartbeat. Journal storage has none, so there the
+    wait ends once no trial has finished for twice the longest trial (at least 2 minutes).
+    """
+    seen: tuple[int, ...] | None = None
+    changed = time.monotonic()
+    while True:
+        trials = _states(study, storage)
+        running = tuple(t.number for t in trials if t.state.name == "RUNNING")
+        if not running:
+            return
+        longest = max([t.duration.total_seconds() for t in trials if t.duration] or [60.0])
+        if running != seen:
+            logger.info("waiting for %d trial(s) that other processes run: %s", len(running),
+                        ", ".join(str(n) for n in running))
+            seen, changed = running, time.monotonic()
+        elif time.monotonic() - changed > max(2 * longest, 120.0):
+            logger.warning("trial(s) %s still RUNNING with no sign of life; trials.csv shows "
+                           "them as RUNNING", ", ".join(str(n) for n in running))
+            return
+        time.sleep(2.0)
 
 
 class OptunaBackend(SearchBackend):
-    """Optuna with SQLite (default), an RDB URL or a journal file; N worker processes."""
+    """Optuna with SQLite (default), an RDB URL or a journal file; N worker processes here,
+    and any number of ``--join`` processes elsewhere."""
 
     name = "optuna"
 
     def __init__(self, *, storage: str | None = None, study_name: str | None = None,
-                 workers: int = 1, source: str | None = None) -> None:
+                 workers: int = 1, source: str | None = None, join: bool = False,
+                 n_trials_given: bool = True) -> None:
         self.storage = storage
         self.study_name = study_name
         self.workers = workers
         self.source = source
+        self.join = join
+        self.n_trials_given = n_trials_given
 
     def run(self, plan: Plan, *, space: dict[str, Any], output_dir: Path, n_trials: int,
             timeout: float | None, callbacks: tuple[Any, ...] = ()) -> SearchResult:
         storage = self.storage or default_storage(output_dir)
         name = self.study_name or "labelwise"
-        study = open_study(plan, space, storage=storage, study_name=name)
-        done = counted(study)
-        remaining = max(0, n_trials - done)
+        study = open_study(plan, space, storage=storage, study_name=name, create=not self.join)
+        if self.join and not self.n_trials_given:
+            n_trials = int(study.user_attrs.get(TARGET_ATTR, n_trials))
+        elif not self.join:
+            study.set_user_attr(TARGET_ATTR, n_trials)
+        trials = _states(study, storage)
+        done = counted(trials)
         started = time.perf_counter()
         if done:
-            logger.info("resuming study '%s': %d trial(s) finished, %d to run", name, done,
-                        remaining)
-        if remaining and self.workers == 1:
-            run_worker(plan, space, storage=storage, study_name=name, n_trials=remaining,
-                       timeout=timeout, output_dir=output_dir)
-        elif remaining:
-            self._spawn(plan, storage, name, remaining, timeout, output_dir)
-        wall = time.perf_counter() - started
-        study = open_study(plan, space, storage=storage, study_name=name)
+            logger.info("%s study '%s': %d trial(s) finished, target %d",
+                        "joining" if self.join else "resuming", name, done, n_trials)
+        if self.workers == 1 or self.join:
+            run_worker(plan, space, storage=storage, study_name=name, n_trials=n_trials,
+                       timeout=timeout, output_dir=output_dir, join=self.join)
+        elif _has_work(trials, n_trials):
+            self._spawn(plan, storage, name, n_trials, timeout, output_dir)
+        if self.join:
+            records = collect(study)
+            write_trials_csv(records, output_dir / "trials.csv", space)
+            return summarize(plan, records, output_dir=output_dir, storage=storage,
+                             study_name=name, wall_seconds=time.perf_counter() - started)
+        while True:  # trials of other processes, and retries of the ones that died
+            wait_for_others(study, storage)
+            if not any(t.state.name == "WAITING" for t in _states(study, storage)):
+                break
+            run_worker(plan, space, storage=storage, study_name=name, n_trials=n_trials,
+                       timeout=None, output_dir=output_dir)
         records = collect(study)
         write_trials_csv(records, output_dir / "trials.csv", space)
-        return finish_best(plan, study, records, output_dir=output_dir, storage=storage,
-                           study_name=name, wall_seconds=wall)
+        return finish_best(plan, space, records, output_dir=output_dir, storage=storage,
+                           study_name=name, wall_seconds=time.perf_counter() - started)
 
-    def _spawn(self, plan: Plan, storage: str, name: str, remaining: int,
+    def _spawn(self, plan: Plan, storage: str, name: str, n_trials: int,
                timeout: float | None, output_dir: Path) -> None:
         cores = len(os.sched_getaffinity(0))
         threads = max(1, cores // self.workers)
-        shares = [remaining // self.workers + (i < remaining % self.workers)
-                  for i in range(self.workers)]
         spec = output_dir / ".worker.json"
         spec.write_text(json.dumps({"config": plan.config.model_dump(mode="json"),
                                     "source": self.source, "storage": storage, "study": name,
                                     "timeout": timeout, "output_dir": str(output_dir)}))
         procs = []
-        for i, share in enumerate(shares):
-            if share == 0:
-                continue
+        for i in range(self.workers):
             cmd = [sys.executable, "-m", "labelwise.tuning._worker", str(spec), "--worker",
-                   str(i), "--n-trials", str(share), "--threads", str(threads)]
+                   str(i), "--n-trials", str(n_trials), "--threads", str(threads)]
             procs.append(subprocess.Popen(cmd))
         try:
             codes = [p.wait() for p in procs]

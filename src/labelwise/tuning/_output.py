@@ -14,7 +14,7 @@ from labelwise._preflight import Plan
 from labelwise.tuning._base import SearchResult, TrialRecord
 from labelwise.tuning._runner import BEST_MARKER
 
-__all__ = ["collect", "write_trials_csv", "finish_best", "test_metrics_of"]
+__all__ = ["collect", "write_trials_csv", "finish_best", "summarize", "test_metrics_of"]
 
 logger = logging.getLogger("labelwise")
 
@@ -109,26 +109,22 @@ def _add_test(plan: Plan, best: Path) -> None:
     write_model_card(best)  # again, now with the test metrics
 
 
-def finish_best(plan: Plan, study: Any, records: list[TrialRecord], *, output_dir: Path,
-                storage: str, study_name: str, wall_seconds: float) -> SearchResult:
-    """Check ``best/`` against the study, add its test metrics, write ``search.json``."""
+def _best_record(records: list[TrialRecord], direction: str) -> TrialRecord | None:
+    complete = [r for r in records if r.state == "COMPLETE" and r.value is not None]
+    if not complete:
+        return None
+    pick = max if direction == "maximize" else min
+    return pick(complete, key=lambda r: (r.value, -r.number) if direction == "maximize"
+                else (r.value, r.number))
+
+
+def summarize(plan: Plan, records: list[TrialRecord], *, output_dir: Path, storage: str,
+              study_name: str, wall_seconds: float) -> SearchResult:
+    """The :class:`SearchResult` of ``records`` as they are, and ``search.json``."""
+    from labelwise.tuning._storage import display_url
+
+    best = _best_record(records, plan.objective[1])
     best_dir = output_dir / "best"
-    marker = output_dir / BEST_MARKER
-    best_trial = best_value = None
-    best_params: dict[str, Any] = {}
-    complete = [r for r in records if r.state == "COMPLETE"]
-    if complete:
-        best_trial, best_value = study.best_trial.number, study.best_value
-        best_params = dict(study.best_trial.params)
-        saved = json.loads(marker.read_text())["trial"] if marker.exists() else None
-        if saved != best_trial:
-            logger.warning("best/ holds trial %s, but the study's best is trial %s (its "
-                           "process ended before saving); rerun to replace it", saved,
-                           best_trial)
-        manifest = json.loads((best_dir / "labelwise.json").read_text()) \
-            if best_dir.exists() else {}
-        if best_dir.exists() and "test" not in manifest.get("metrics", {}):
-            _add_test(plan, best_dir)
     steps = sum(r.step_seconds or 0.0 for r in records)
     durations = sum(r.duration_s or 0.0 for r in records)
     stats = {"wall_seconds_this_run": round(wall_seconds, 3),
@@ -136,11 +132,44 @@ def finish_best(plan: Plan, study: Any, records: list[TrialRecord], *, output_di
              "step_seconds": round(steps, 3),
              "outside_steps_share_of_trials": round(1 - steps / durations, 4) if durations
              else None}
-    result = SearchResult(output_dir, best_dir if best_dir.exists() else None, best_trial,
-                          best_value, best_params, plan.objective, tuple(records), storage,
-                          study_name, stats)
-    summary = {"study": study_name, "storage": storage, "objective": list(plan.objective),
-               "best_trial": best_trial, "best_value": best_value, "best_params": best_params,
+    result = SearchResult(output_dir, best_dir if best_dir.exists() else None,
+                          best.number if best else None, best.value if best else None,
+                          dict(best.params) if best else {}, plan.objective, tuple(records),
+                          display_url(storage), study_name, stats)
+    summary = {"study": study_name, "storage": display_url(storage),
+               "objective": list(plan.objective), "best_trial": result.best_trial,
+               "best_value": result.best_value, "best_params": result.best_params,
                "counts": result.counts(), "stats": stats}
     (output_dir / "search.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return result
+
+
+def finish_best(plan: Plan, space: dict[str, Any], records: list[TrialRecord], *,
+                output_dir: Path, storage: str, study_name: str, wall_seconds: float
+                ) -> SearchResult:
+    """Make ``best/`` hold the search's best trial, add its test metrics, write
+    ``search.json``.
+
+    When another machine ran the best trial (``--join``), its params are trained here
+    once more, so ``best/`` is always the best trial's model.
+    """
+    best = _best_record(records, plan.objective[1])
+    best_dir = output_dir / "best"
+    marker = output_dir / BEST_MARKER
+    if best is not None:
+        saved = json.loads(marker.read_text())["trial"] if marker.exists() else None
+        if saved != best.number:
+            from labelwise.tuning._runner import rerun_as_best
+
+            logger.info("the best trial %d ran in another process whose model is not here "
+                        "(best/ holds %s): training its params here", best.number, saved)
+            value = rerun_as_best(plan, space, number=best.number, params=best.params,
+                                  output_dir=output_dir, study_name=study_name)
+            logger.info("trial %d's params reached %s=%.4f here (%.4f in the search)",
+                        best.number, plan.objective[0], value, best.value)
+        manifest = json.loads((best_dir / "labelwise.json").read_text()) \
+            if best_dir.exists() else {}
+        if best_dir.exists() and "test" not in manifest.get("metrics", {}):
+            _add_test(plan, best_dir)
+    return summarize(plan, records, output_dir=output_dir, storage=storage,
+                     study_name=study_name, wall_seconds=wall_seconds)

@@ -26,9 +26,10 @@ from labelwise._preflight import Plan, class_counts, contract_options
 from labelwise.space import apply_params
 from labelwise.training import (Prepared, final_metrics, fit, load_base_state, prepare,
                                 set_threads)
-from labelwise.tuning._space import max_length_over
+from labelwise.tuning._space import max_length_over, space_to_json
 
-__all__ = ["TrialRunner", "TrialOutcome", "save_if_best", "failure_reason", "BEST_MARKER"]
+__all__ = ["TrialRunner", "TrialOutcome", "save_if_best", "failure_reason", "BEST_MARKER",
+           "study_key", "key_difference"]
 
 logger = logging.getLogger("labelwise")
 BEST_MARKER = ".best.json"
@@ -47,6 +48,23 @@ class TrialOutcome:
     step_seconds: float
     steps: int
     log_history: list[dict[str, Any]]
+
+
+def study_key(plan: Plan, space: dict[str, Any]) -> dict[str, Any]:
+    """What a search is bound to: labels, data, space and objective. Every backend stores
+    it with the search and refuses to resume or join with another."""
+    return {"schema_fingerprint": plan.schema.fingerprint,
+            "data_fingerprints": {s: plan.data.fingerprint(s) for s in ("train", "valid")},
+            "space": space_to_json(space),
+            "objective": list(plan.objective)}
+
+
+def key_difference(saved: dict[str, Any], key: dict[str, Any]) -> tuple[list[str], str]:
+    """The keys that differ, and ``key: old -> new`` for each (cut to fit one line)."""
+    changed = [k for k in key if saved.get(k) != key[k]]
+    detail = "; ".join(f"{k}: {json.dumps(saved.get(k))[:120]} -> {json.dumps(key[k])[:120]}"
+                       for k in changed)
+    return changed, detail
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -118,11 +136,12 @@ def _last_eval_loss(history: list[dict[str, Any]]) -> float | None:
 
 
 def save_if_best(outcome: TrialOutcome, *, number: int, direction: str, output_dir: Path,
-                 tokenizer: Any, lock: Callable[[], Any], extra: dict[str, Any]) -> bool:
+                 tokenizer: Any, lock: Callable[[], Any], extra: dict[str, Any],
+                 force: bool = False) -> bool:
     """Publish ``OUTPUT/best/`` when this trial beats the saved best (under a file lock)."""
     marker = output_dir / BEST_MARKER
     with lock():
-        if marker.exists():
+        if marker.exists() and not force:
             saved = json.loads(marker.read_text())
             better = (outcome.value > saved["value"] if direction == "maximize"
                       else outcome.value < saved["value"])
@@ -139,3 +158,22 @@ def save_if_best(outcome: TrialOutcome, *, number: int, direction: str, output_d
         marker.write_text(json.dumps({"trial": number, "value": outcome.value}))
     logger.info("trial %d is the best so far: saved to %s", number, output_dir / "best")
     return True
+
+
+def rerun_as_best(plan: Plan, space: dict[str, Any], *, number: int, params: dict[str, Any],
+                  output_dir: Path, study_name: str) -> float:
+    """Train the params of trial ``number`` here and publish them as ``best/``.
+
+    For the study's best trial when another machine ran it (``--join``): that machine's
+    model is on its own disk. Same data, params and seed; returns the value reached here.
+    """
+    from filelock import FileLock
+
+    runner = TrialRunner(plan, space)
+    outcome = runner.run(params)
+    save_if_best(outcome, number=number, direction=plan.objective[1], output_dir=output_dir,
+                 tokenizer=runner.prepared.tokenizer,
+                 lock=lambda: FileLock(str(output_dir / ".best.lock")),
+                 extra={"params": params, "study": study_name, "rerun_here": True},
+                 force=True)
+    return outcome.value

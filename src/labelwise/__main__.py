@@ -1,0 +1,5 @@
+"""``python -m labelwise``: the same CLI as the ``labelwise`` command."""
+
+from labelwise.cli import main
+
+main()
