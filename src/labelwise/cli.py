@@ -362,10 +362,16 @@ def tune(
     study: Annotated[str | None, typer.Option("--study", help="Study name.")] = None,
     workers: Annotated[int | None, typer.Option("--workers",
                        help="Worker processes on this machine.")] = None,
+    backend: Annotated[str | None, typer.Option(
+        "--backend", help="optuna (default) or ray.")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="Ray cluster to run on: auto or HOST:PORT.")] = None,
+    join: Annotated[bool, typer.Option(
+        "--join", help="Add this machine's trials to the study at --storage.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
     report: ReportOpt = True,
 ) -> None:
-    """Search hyperparameters (Optuna); the best model lands in OUTPUT/best/."""
+    """Search hyperparameters (Optuna or Ray Tune); the best model lands in OUTPUT/best/."""
 
     def body() -> None:
         console = _console()
@@ -376,9 +382,13 @@ def tune(
 
         result = run_preflighted(console, lambda: run_tune(
             cfg, n_trials=n_trials, timeout=timeout, storage=storage, study=study,
-            workers=workers, overwrite=overwrite, source=config))
+            workers=workers, backend=backend, ray_address=ray_address, join=join,
+            overwrite=overwrite, source=config))
         print_search(result, console)
-        if report:
+        if join:
+            console.print("joined: the machine that started the study writes best/ and "
+                          "the report")
+        elif report:
             report_after_run(result.output_dir, console)
 
     run_safely(body)

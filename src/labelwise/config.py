@@ -20,7 +20,7 @@ from labelwise.findings import Finding, Where
 
 __all__ = [
     "DataConfig", "ModelConfig", "TrainConfig", "ObjectiveConfig", "SearchConfig",
-    "FloatDistribution", "IntDistribution", "CategoricalDistribution", "RunConfig",
+    "FloatDistribution", "IntDistribution", "CategoricalDistribution", "RunConfig", "RayConfig",
     "load_config", "config_from_dict", "apply_overrides", "field_paths",
 ]
 
@@ -141,6 +141,17 @@ class ObjectiveConfig(_Section):
     split: Literal["valid"] = "valid"
 
 
+class RayConfig(_Section):
+    """Ray Tune settings (``search.backend: ray``)."""
+
+    address: str | None = None  # "auto" or "HOST:PORT"; None starts a local Ray
+    cpus_per_trial: float = Field(1.0, gt=0.0, le=1024.0)
+    gpus_per_trial: float = Field(0.0, ge=0.0, le=64.0)
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    reduction_factor: float = Field(2.0, gt=1.0, le=16.0)  # ASHA: keep 1/rf at each rung
+    grace_period: int = Field(1, ge=1)  # ASHA: evaluations before a trial can be stopped
+
+
 class SearchConfig(_Section):
     """Hyperparameter search settings."""
 
@@ -156,6 +167,7 @@ class SearchConfig(_Section):
     study_name: str | None = None
     workers: int = Field(1, ge=1, le=64)
     refit: bool = False
+    ray: RayConfig = Field(default_factory=RayConfig)
 
 
 class RunConfig(_Section):
@@ -177,7 +189,7 @@ def field_paths() -> list[str]:
     """Every dotted config key, e.g. ``train.learning_rate``."""
     out = [f"{name}.{f}" for name, model in SECTIONS.items() for f in model.model_fields]
     return out + ["output_dir", "search.objective.metric", "search.objective.direction",
-                  "search.objective.split"]
+                  "search.objective.split"] + [f"search.ray.{f}" for f in RayConfig.model_fields]
 
 
 def _suggest(key: str, candidates: Iterable[str]) -> str:

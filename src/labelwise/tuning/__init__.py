@@ -42,61 +42,90 @@ def _output_dir(config: RunConfig, overwrite: bool) -> Path:
 
 def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
          timeout: float | None = None, storage: str | None = None, study: str | None = None,
-         workers: int | None = None, overwrite: bool = False, source: str | None = None
-         ) -> SearchResult:
+         workers: int | None = None, backend: str | None = None,
+         ray_address: str | None = None, join: bool = False, overwrite: bool = False,
+         source: str | None = None) -> SearchResult:
     """Search hyperparameters; the best trial's model is written to ``OUTPUT/best/``.
 
-    Re-running the same call resumes the study: finished trials are kept and new ones are
+    Re-running the same call resumes the search: finished trials are kept and new ones are
     added up to ``n_trials``.
 
     Args:
         config: A :class:`RunConfig` or the path of a YAML/TOML run config.
-        n_trials: Trials in all (default ``search.n_trials``).
-        timeout: Stop starting new trials after this many seconds (per worker).
-        storage: Optuna storage URL (default: SQLite file ``OUTPUT/study.db``).
+        n_trials: Trials in all (default ``search.n_trials``; with ``join``, the number
+            the study was started with).
+        timeout: Stop starting new trials after this many seconds (per process).
+        storage: Optuna storage URL (default: SQLite file ``OUTPUT/study.db``), e.g.
+            ``postgresql://user:pass@host/db`` or ``journal:///shared/study.log``.
         study: Study name (default ``search.study_name`` or ``"labelwise"``).
         workers: Worker processes on this machine, each with its share of the cores.
+        backend: ``"optuna"`` (default) or ``"ray"`` (default ``search.backend``).
+        ray_address: The Ray cluster to join (``"auto"``, ``"HOST:PORT"``); default a local
+            Ray started for the search.
+        join: Add this process's trials to a study another machine started (Optuna with a
+            shared storage); the study's data, labels and space must match.
         overwrite: Replace an output directory that holds something else.
         source: Config file name quoted in messages.
 
     Raises:
         PreflightError: Any preflight error; no trial starts.
-        SchemaMismatchError: Resuming a study with other data, labels or space.
+        SchemaMismatchError: Resuming or joining a search with other data, labels or space.
+        MissingDependencyError: The backend's or the storage's extra is not installed.
     """
     from labelwise.tuning._space import search_space
 
     if not isinstance(config, RunConfig):
         source = source or str(config)
         config = load_config(config)
-    plan = preflight(config, source=source, search=True)
     search = config.search
+    backend_name = backend or (search.backend if search else "optuna")
+    storage = storage or (search.storage if search else None)
+    _check_combination(backend_name, storage=storage, join=join, workers=workers)
+    plan = preflight(config, source=source, search=True)
     out = _output_dir(config, overwrite)
     space, origin = search_space(config)
     plan.log()
     logger.info("space=%s (%s)", ", ".join(space), "config" if origin == "config" else
                 "default space: see labelwise.tuning._space")
     n = n_trials or (search.n_trials if search else 20)
-    backend_name = search.backend if search else "optuna"
-    storage = storage or (search.storage if search else None)
     name = study or (search.study_name if search else None)
     n_workers = workers or (search.workers if search else 1)
-    (out / MARKER).write_text(json.dumps({"backend": backend_name, "storage": storage,
-                                          "study": name}) + "\n")
-    backend: SearchBackend
+    from labelwise.tuning._storage import display_url
+
+    (out / MARKER).write_text(json.dumps({"backend": backend_name, "storage": display_url(
+        storage) if storage else None, "study": name, "join": join}) + "\n")
+    runner: SearchBackend
     if backend_name == "ray":
         from labelwise.tuning._ray import RayBackend
 
-        backend = RayBackend(source=source)
+        runner = RayBackend(address=ray_address, study_name=name, source=source)
     else:
         from labelwise.tuning._optuna import OptunaBackend
 
-        backend = OptunaBackend(storage=storage, study_name=name, workers=n_workers,
-                                source=source)
-    result = backend.run(plan, space=space, output_dir=out, n_trials=n, timeout=timeout)
-    if search is not None and search.refit:
+        runner = OptunaBackend(storage=storage, study_name=name, workers=n_workers,
+                               source=source, join=join, n_trials_given=n_trials is not None)
+    result = runner.run(plan, space=space, output_dir=out, n_trials=n, timeout=timeout)
+    if search is not None and search.refit and not join:
         from labelwise.tuning._refit import refit_best
 
         refit_best(plan, space, result)
     return result
 
 
+def _check_combination(backend: str, *, storage: str | None, join: bool,
+                       workers: int | None) -> None:
+    if backend not in ("optuna", "ray"):
+        raise ConfigError(f"unknown backend {backend!r}", fix="use --backend optuna or "
+                          "--backend ray", code="LW334")
+    if backend != "ray":
+        if join and not storage:
+            raise ConfigError("--join needs the storage of the study to join",
+                              fix="pass the first machine's --storage URL (postgresql://... "
+                              "or journal:///shared/path)", code="LW334")
+        return
+    for given, flag in ((storage, "--storage"), (join, "--join"), (workers and workers > 1,
+                                                                   "--workers")):
+        if given:
+            raise ConfigError(f"{flag} is an Optuna backend option; Ray schedules its own "
+                              "trials", fix=f"drop {flag}, or use --ray-address to run on a "
+                              "Ray cluster", code="LW334")
