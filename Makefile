@@ -20,8 +20,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	bash scripts/demo.sh
 
+# Where PostgreSQL is installed, a throwaway server on loopback runs the multi-machine
+# tuning tests (scripts/postgres.sh); without it they are skipped.
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest
+	if [ -z "$${LABELWISE_TEST_POSTGRES:-}" ] && out=$$(bash scripts/postgres.sh start 2>/dev/null); \
+	then eval "$$out"; fi; HF_HUB_OFFLINE=1 $(PY) -m pytest
 
 bench: $(STAMP)
 	$(PY) bench/run.py
