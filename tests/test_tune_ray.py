@@ -90,7 +90,7 @@ def test_two_nodes_run_trials_at_once_and_a_failed_trial_does_not_stop_the_run(
     config = make(tmp_path, tiny_model, n_trials=4, space=SPACE, search=SEARCH,
                   train={"epochs": 4})
     try:
-        result = tune(config, backend="ray", ray_address=ray_cluster)
+        result = tune(config, backend="ray", ray_address=ray_cluster, timeout=300)
     finally:
         ray.shutdown()
     out = tmp_path / "out"
@@ -172,3 +172,13 @@ def test_a_worker_whose_data_differs_refuses_to_run(tmp_path, tiny_model):
                        "data_fingerprints than the driver's") as info:
         _runner_for(spec)
     assert info.value.code == "LW354"
+
+
+def test_without_ray_installed_the_error_names_the_extra(tmp_path, tiny_model, monkeypatch):
+    from labelwise.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(MissingDependencyError, match="the ray backend needs Ray Tune") as info:
+        tune(make(tmp_path, tiny_model, n_trials=1), backend="ray")
+    assert "pip install 'labelwise[ray]'" in str(info.value)
+    assert not (tmp_path / "out").exists()

@@ -123,6 +123,9 @@ def _check_combination(backend: str, *, storage: str | None, join: bool,
                               fix="pass the first machine's --storage URL (postgresql://... "
                               "or journal:///shared/path)", code="LW334")
         return
+    from labelwise.tuning._ray import _ray
+
+    _ray()  # a missing extra is an error before anything is read or written
     for given, flag in ((storage, "--storage"), (join, "--join"), (workers and workers > 1,
                                                                    "--workers")):
         if given:
