@@ -30,8 +30,8 @@ from labelwise.errors import ConfigError, SchemaMismatchError
 from labelwise._preflight import Plan
 from labelwise.tuning._base import SearchBackend, SearchResult
 from labelwise.tuning._output import collect, finish_best, summarize, write_trials_csv
-from labelwise.tuning._runner import (TrialRunner, failure_reason, key_difference, save_if_best,
-                                      study_key)
+from labelwise.tuning._runner import (TrialRunner, eval_reporter, failure_reason,
+                                      key_difference, save_if_best, study_key)
 from labelwise.tuning._space import suggest
 from labelwise.tuning._storage import (default_storage, display_url, has_heartbeat,
                                        make_storage, optuna_module)
@@ -135,38 +135,21 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 def _report_callback(trial: Any, metric: str) -> Any:
-    """A TrainerCallback that feeds the pruner at each evaluation (never at the last one: a
-    trial that ran to the end is complete) and times the optimizer steps."""
+    """Feeds the pruner at each evaluation (never at the last one: a trial that ran to the
+    end is complete); a pruned trial keeps its step time and duration."""
     optuna = optuna_module()
-    from transformers import TrainerCallback
 
-    class Report(TrainerCallback):
-        def __init__(self) -> None:
-            self.started = time.perf_counter()
-            self.step_seconds = 0.0
-            self._step = 0.0
+    def on_eval(value: float, state: Any, reporter: Any) -> None:
+        trial.report(value, state.global_step)
+        if state.global_step < state.max_steps and trial.should_prune():
+            reason = f"pruned at step {state.global_step}: {metric}={value:.4f}"
+            trial.set_user_attr("prune_reason", reason)
+            trial.set_user_attr("step_seconds", round(reporter.step_seconds, 3))
+            trial.set_user_attr("duration_s",
+                                round(time.perf_counter() - reporter.started, 3))
+            raise optuna.TrialPruned(reason)
 
-        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            self._step = time.perf_counter()
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            self.step_seconds += time.perf_counter() - self._step
-
-        def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None,
-                        **kw: Any) -> None:
-            value = (metrics or {}).get(f"eval_{metric}")
-            if value is None:
-                return
-            trial.report(float(value), state.global_step)
-            if state.global_step < state.max_steps and trial.should_prune():
-                reason = f"pruned at step {state.global_step}: {metric}={value:.4f}"
-                trial.set_user_attr("prune_reason", reason)
-                trial.set_user_attr("step_seconds", round(self.step_seconds, 3))
-                trial.set_user_attr("duration_s",
-                                    round(time.perf_counter() - self.started, 3))
-                raise optuna.TrialPruned(reason)
-
-    return Report()
+    return eval_reporter(metric, on_eval)
 
 
 def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: str,

@@ -140,10 +140,9 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
     """The Ray trainable: one trial of the search (see the module docstring)."""
     from filelock import FileLock
     from ray import tune
-    from transformers import TrainerCallback
 
     from labelwise.metrics import primary_metrics
-    from labelwise.tuning._runner import save_if_best
+    from labelwise.tuning._runner import eval_reporter, save_if_best
 
     trial_name = Path(tune.get_context().get_trial_dir()).name
     trial_dir = Path(spec["experiment"]) / trial_name  # in the search's storage
@@ -153,25 +152,12 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
         runner = _runner_for(spec)
         params = {k: config[k] for k in runner.space}
 
-        class Report(TrainerCallback):
-            def __init__(self) -> None:
-                self.step_seconds = 0.0
-                self._step = 0.0
+        def on_eval(value: float, state: Any, reporter: Any) -> None:
+            if state.global_step < state.max_steps:  # the last one is the final report
+                tune.report({"objective": value, "step": state.global_step,
+                             "step_seconds": round(reporter.step_seconds, 3)})
 
-            def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-                self._step = time.perf_counter()
-
-            def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-                self.step_seconds += time.perf_counter() - self._step
-
-            def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None,
-                            **kw: Any) -> None:
-                value = (metrics or {}).get(f"eval_{metric}")
-                if value is not None and state.global_step < state.max_steps:
-                    tune.report({"objective": float(value), "step": state.global_step,
-                                 "step_seconds": round(self.step_seconds, 3)})
-
-        outcome = runner.run(params, callbacks=(Report(),))
+        outcome = runner.run(params, callbacks=(eval_reporter(metric, on_eval),))
         save_if_best(outcome, number=number, direction=direction,
                      output_dir=Path(spec["output_dir"]), tokenizer=runner.prepared.tokenizer,
                      lock=lambda: FileLock(str(Path(spec["output_dir"]) / ".best.lock")),

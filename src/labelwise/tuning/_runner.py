@@ -29,7 +29,7 @@ from labelwise.training import (Prepared, final_metrics, fit, load_base_state, p
 from labelwise.tuning._space import max_length_over, space_to_json
 
 __all__ = ["TrialRunner", "TrialOutcome", "save_if_best", "failure_reason", "BEST_MARKER",
-           "study_key", "key_difference"]
+           "study_key", "key_difference", "eval_reporter"]
 
 logger = logging.getLogger("labelwise")
 BEST_MARKER = ".best.json"
@@ -65,6 +65,33 @@ def key_difference(saved: dict[str, Any], key: dict[str, Any]) -> tuple[list[str
     detail = "; ".join(f"{k}: {json.dumps(saved.get(k))[:120]} -> {json.dumps(key[k])[:120]}"
                        for k in changed)
     return changed, detail
+
+
+def eval_reporter(metric: str, on_eval: Callable[[float, Any, Any], None]) -> Any:
+    """A TrainerCallback that times the optimizer steps (``.step_seconds``, ``.started``)
+    and hands the objective of each evaluation to ``on_eval(value, state, reporter)``,
+    where a backend feeds its pruner or scheduler."""
+    from transformers import TrainerCallback
+
+    class EvalReporter(TrainerCallback):
+        def __init__(self) -> None:
+            self.started = time.perf_counter()
+            self.step_seconds = 0.0
+            self._step = 0.0
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self._step = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.step_seconds += time.perf_counter() - self._step
+
+        def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None,
+                        **kw: Any) -> None:
+            value = (metrics or {}).get(f"eval_{metric}")
+            if value is not None:
+                on_eval(float(value), state, self)
+
+    return EvalReporter()
 
 
 def failure_reason(exc: BaseException) -> str:
