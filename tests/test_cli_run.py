@@ -104,6 +104,19 @@ def test_dashboard_on_a_non_search_dir(tmp_path):
     assert "not a labelwise tune output directory" in " ".join(result.output.split())
 
 
+@pytest.mark.parametrize("saved,message", [
+    ({"backend": "ray", "storage": None}, "LW336 a Ray search keeps no Optuna study to show"),
+    ({"backend": "optuna", "storage": "postgresql://me:***@db/studies"},
+     "LW335 the study's storage URL was saved without its password"),
+])
+def test_dashboard_explains_what_it_cannot_open(tmp_path, saved, message):
+    (tmp_path / "tune.json").write_text(json.dumps(saved))
+    result = runner.invoke(app, ["dashboard", str(tmp_path)])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
 @pytest.mark.parametrize("cmd", [["train"], ["tune"]])
 def test_missing_output_dir(tmp_path, tiny_model, cmd):
     config = setup(tmp_path, tiny_model)

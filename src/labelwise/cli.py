@@ -421,13 +421,15 @@ def print_search(result: Any, console: Any) -> None:
 @app.command()
 def dashboard(
     output: Annotated[str, typer.Argument(help="A labelwise tune output directory.")],
+    storage: Annotated[str | None, typer.Option(
+        "--storage", help="The study's storage URL (default: the one tune used).")] = None,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8080,
 ) -> None:
     """Open optuna-dashboard on a search's study (extra: pip install 'labelwise[dashboard]')."""
 
     def body() -> None:
-        from labelwise.errors import DataError, MissingDependencyError
+        from labelwise.errors import ConfigError, DataError, MissingDependencyError
 
         marker = Path(output) / "tune.json"
         if not marker.exists():
@@ -435,15 +437,28 @@ def dashboard(
                             where=f"file {output}", fix="pass the --output-dir of labelwise "
                             "tune", code="LW403")
         info = json.loads(marker.read_text())
-        storage = info.get("storage") or f"sqlite:///{(Path(output) / 'study.db').resolve()}"
+        if info.get("backend") == "ray":
+            raise ConfigError("a Ray search keeps no Optuna study to show",
+                              where=f"file {marker}", fix="read OUTPUT/trials.csv and "
+                              "OUTPUT/report.html, or point Ray's own dashboard at the cluster",
+                              code="LW336")
+        url = storage or info.get("storage") or \
+            f"sqlite:///{(Path(output) / 'study.db').resolve()}"
+        if "***" in url:
+            raise ConfigError("the study's storage URL was saved without its password",
+                              where=f"file {marker}", fix="pass it again: labelwise dashboard "
+                              f"{output} --storage URL", code="LW335")
         try:
             from optuna_dashboard import run_server
         except ImportError:
             raise MissingDependencyError("the dashboard needs optuna-dashboard",
                                          fix="pip install 'labelwise[dashboard]'",
                                          code="LW401") from None
-        _console().print(f"optuna-dashboard on http://{host}:{port} (storage {storage})")
-        run_server(storage, host=host, port=port)
+        from labelwise.tuning._storage import display_url, make_storage
+
+        _console().print(f"optuna-dashboard on http://{host}:{port} (storage "
+                         f"{display_url(url)})")
+        run_server(make_storage(url), host=host, port=port)
 
     run_safely(body)
 
