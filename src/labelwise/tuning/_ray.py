@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labelwise.config import RunConfig, config_from_dict
+from labelwise.config import RayConfig, RunConfig, config_from_dict
 from labelwise.errors import MissingDependencyError, SchemaMismatchError
 from labelwise._preflight import Plan
 from labelwise.tuning._base import SearchBackend, SearchResult, TrialRecord
@@ -239,16 +239,12 @@ class RayBackend(SearchBackend):
     def run(self, plan: Plan, *, space: dict[str, Any], output_dir: Path, n_trials: int,
             timeout: float | None, callbacks: tuple[Any, ...] = ()) -> SearchResult:
         ray = _ray()
+        import optuna
         from ray import tune
         from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
         from ray.tune.search.optuna import OptunaSearch
 
-        import optuna
-
-        settings = plan.config.search.ray if plan.config.search else None
-        from labelwise.config import RayConfig
-
-        settings = settings or RayConfig()
+        settings = plan.config.search.ray if plan.config.search else RayConfig()
         name = self.study_name or "labelwise"
         experiment = output_dir.resolve() / "ray" / name
         key = study_key(plan, space)
@@ -279,6 +275,9 @@ class RayBackend(SearchBackend):
                      ASHAScheduler(max_t=_max_reports(plan.config, space),
                                    grace_period=settings.grace_period,
                                    reduction_factor=settings.reduction_factor))
+        logger.info("ray=%s, %g CPU and %g GPU a trial, %s (%s)", address or "a local Ray",
+                    settings.cpus_per_trial, settings.gpus_per_trial,
+                    type(scheduler).__name__, "search.ray and search.pruner")
         trainable = tune.with_resources(tune.with_parameters(run_trial, spec=spec),
                                         {"cpu": settings.cpus_per_trial,
                                          "gpu": settings.gpus_per_trial})
