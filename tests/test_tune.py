@@ -194,3 +194,9 @@ def test_refit_retrains_best_params_on_train_and_valid(tmp_path, tiny_model):
     assert "test" in manifest["metrics"]
     assert manifest["stats"]["steps"] == 6  # (64 + 24 rows) / 16 per batch, one epoch
     assert predict(tmp_path / "out" / "best", ["good film"]).labels[0] in ("neg", "pos")
+
+
+def test_search_timeout_from_the_config_stops_starting_trials(tmp_path, tiny_model):
+    config = make(tmp_path, tiny_model, n_trials=50, search={"timeout": 0.5, "pruner": "none"})
+    result = tune(config)
+    assert 1 <= len(result.trials) < 50  # the first trial starts, then the time is up

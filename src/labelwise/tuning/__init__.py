@@ -54,7 +54,8 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
         config: A :class:`RunConfig` or the path of a YAML/TOML run config.
         n_trials: Trials in all (default ``search.n_trials``; with ``join``, the number
             the study was started with).
-        timeout: Stop starting new trials after this many seconds (per process).
+        timeout: Stop starting new trials after this many seconds (per process; default
+            ``search.timeout``).
         storage: Optuna storage URL (default: SQLite file ``OUTPUT/study.db``), e.g.
             ``postgresql://user:pass@host/db`` or ``journal:///shared/study.log``.
         study: Study name (default ``search.study_name`` or ``"labelwise"``).
@@ -88,6 +89,7 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
     logger.info("space=%s (%s)", ", ".join(space), "config" if origin == "config" else
                 "default space: see labelwise.tuning._space")
     n = n_trials or (search.n_trials if search else 20)
+    timeout = timeout or (search.timeout if search else None)
     name = study or (search.study_name if search else None)
     n_workers = workers or (search.workers if search else 1)
     from labelwise.tuning._storage import display_url
