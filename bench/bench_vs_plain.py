@@ -1,0 +1,361 @@
+"""The five shared datasets: a plain Trainer script against ``labelwise tune`` in a fixed budget.
+
+    .venv/bin/python bench/bench_vs_plain.py [--only trec,emobank] [--parts plain,tune] \\
+        [--budget 1200] [--finish-by 2026-11-24T01:30] [--rows N] [--tune-set KEY=VALUE] \\
+        [--out bench/results/vs_plain.json] [--markdown BENCHMARKS.md]
+    .venv/bin/python bench/bench_vs_plain.py --render-only
+
+Runs from the repository root, one process at a time (never two trainings at once):
+
+1. the plain baseline for each dataset (sst2, ag_news, trec, go_emotions, emobank):
+   ``.venv/bin/python bench/plain_dataset.py --dataset NAME`` — Transformers Trainer defaults
+   (learning rate 5e-5, batch 8) for one epoch with length grouping, MiniLM, test metrics;
+2. ``labelwise tune`` on the same model for each dataset, in the order trec, emobank,
+   go_emotions, sst2, ag_news:
+   ``.venv/bin/labelwise tune --config bench/configs/tune_NAME.yaml --overwrite --timeout T``.
+   The whole command (preflight, trials, the best model's test evaluation, the report) has a
+   wall-clock budget (``--budget``, default 20 minutes); ``T`` is the config's
+   ``search.timeout``, which leaves room for the last running trial. The objective is the
+   target metric on validation; test metrics are read from ``OUTPUT/best/metrics.json``.
+
+``--finish-by`` (UTC, ISO time) shortens the budget of the tunes still to run when the
+remaining time cannot hold them all at ``--budget``: each gets an equal share of what is left,
+and its ``search.timeout`` shrinks by the same number of seconds; the cut is recorded.
+
+The machine is shared: every run records the CPU time other processes took while it ran
+(``other_cpu_share``: busy CPU time from /proc/stat minus the run's own, over wall time x
+cores). ``--out`` is rewritten after every run, so partial results survive; ``--only`` re-runs
+just those datasets and keeps the other entries. After each run the section between
+``<!-- vs-plain:begin -->`` and ``<!-- vs-plain:end -->`` of ``--markdown`` is regenerated
+from the JSON; ``--render-only`` does only that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from bench_datasets import busy_cpu_seconds, children_cpu_seconds
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATASETS = ("sst2", "ag_news", "trec", "go_emotions", "emobank")
+TUNE_ORDER = ("trec", "emobank", "go_emotions", "sst2", "ag_news")
+BUDGET = 1200.0
+BEGIN, END = "<!-- vs-plain:begin -->", "<!-- vs-plain:end -->"
+# (metric key in the test metrics, label in the table, target or None)
+ROWS: dict[str, list[tuple[str, str, float | None]]] = {
+    "sst2": [("accuracy", "accuracy", 0.89)],
+    "ag_news": [("accuracy", "accuracy", 0.90), ("macro_f1", "macro-F1", None)],
+    "trec": [("accuracy", "accuracy", 0.96), ("macro_f1", "macro-F1", 0.90)],
+    "go_emotions": [("macro_f1", "macro-F1", 0.42), ("micro_f1", "micro-F1", None)],
+    "emobank": [("pearson.V", "Pearson r V", 0.65), ("pearson.A", "Pearson r A", 0.40),
+                ("pearson.D", "Pearson r D", 0.35), ("pearson", "Pearson r mean", None)],
+}
+OBJECTIVE = {"sst2": "accuracy", "ag_news": "accuracy", "trec": "accuracy",
+              "go_emotions": "macro_f1", "emobank": "pearson (mean of V, A, D)"}
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict[str, Any]:
+    import torch
+    import transformers
+
+    return {"arch": platform.machine(), "cores": os.cpu_count(), "cpu": cpu_model(),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__}
+
+
+def timed(cmd: list[str], log: Path, timeout: float | None = None) -> dict[str, Any]:
+    """Run ``cmd`` from the repository root; wall time, own CPU and other processes' share."""
+    with log.open("w") as fh:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        busy, own = busy_cpu_seconds(), children_cpu_seconds()
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, check=False, cwd=ROOT, env=env, stdout=fh,
+                                  stderr=subprocess.STDOUT, timeout=timeout)
+            code = proc.returncode
+        except subprocess.TimeoutExpired:
+            code = -9
+        wall = time.perf_counter() - start
+        own = children_cpu_seconds() - own
+        other = max(0.0, busy_cpu_seconds() - busy - own)
+    if code != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {code}:\n{log.read_text()[-3000:]}")
+    return {"command": " ".join(cmd), "wall_seconds": round(wall, 1),
+            "cpu_seconds": round(own, 1),
+            "other_cpu_share": round(other / (wall * (os.cpu_count() or 1)), 3),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def run_plain(name: str, rows: int | None, log_dir: Path) -> dict[str, Any]:
+    """The plain Trainer baseline of one dataset."""
+    out = log_dir / f"plain_{name}.json"
+    cmd = [rel(Path(sys.executable)) if Path(sys.executable).is_relative_to(ROOT)
+           else sys.executable, rel(HERE / "plain_dataset.py"), "--dataset", name,
+           "--out", str(out)]
+    if rows:
+        cmd += ["--rows", str(rows)]
+    run = timed(cmd, log_dir / f"plain_{name}.log")
+    # the output file is temporary: keep it out of the recorded command
+    run["command"] = run["command"].replace(f" --out {out}", "")
+    result = json.loads(out.read_text())
+    print(f"plain {name}: {run['wall_seconds']:.0f} s, other processes "
+          f"{run['other_cpu_share']:.0%} of the CPU, test {result['test']}", flush=True)
+    return {**run, **{k: v for k, v in result.items() if k != "dataset"}}
+
+
+def labelwise_exe() -> str:
+    exe = Path(sys.executable).with_name("labelwise")
+    return rel(exe) if exe.is_relative_to(ROOT) else str(exe)
+
+
+def run_tune(name: str, budget: float, log_dir: Path, sets: list[str]) -> dict[str, Any]:
+    """``labelwise tune`` on one dataset within ``budget`` seconds for the whole command."""
+    config_path = HERE / "configs" / f"tune_{name}.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    timeout = float(config["search"]["timeout"]) - max(0.0, BUDGET - budget)
+    timeout = max(60.0, timeout)
+    cmd = [labelwise_exe(), "tune", "--config", rel(config_path), "--overwrite",
+           "--timeout", f"{timeout:g}"]
+    for item in sets:
+        cmd += ["--set", item]
+    # The budget is not enforced by killing; a hung command is stopped at twice the budget.
+    run = timed(cmd, log_dir / f"tune_{name}.log", timeout=2 * budget + 300)
+    out_dir = Path(config["output_dir"])
+    search = json.loads((out_dir / "search.json").read_text())
+    metrics = json.loads((out_dir / "best" / "metrics.json").read_text())
+    manifest = json.loads((out_dir / "best" / "labelwise.json").read_text())
+    counts = search["counts"]
+    result = {**run, "config_file": rel(config_path), "config": config,
+               "budget_seconds": budget, "budget_cut": budget < BUDGET,
+               "search_timeout": timeout,
+               "within_budget": run["wall_seconds"] <= budget,
+               "objective": search["objective"], "best_trial": search["best_trial"],
+               "best_valid_value": search["best_value"], "best_params": search["best_params"],
+               "trials": {"complete": counts.get("COMPLETE", 0),
+                         "pruned": counts.get("PRUNED", 0), "failed": counts.get("FAIL", 0),
+                         "all": sum(counts.values())},
+               "search_stats": search["stats"], "output_dir": str(out_dir),
+               "best_train": {k: manifest["plan"]["config"]["train"][k]
+                             for k in ("epochs", "batch_size", "learning_rate", "warmup_ratio",
+                                       "evals_per_epoch")},
+               "thresholds": manifest.get("thresholds"),
+               "test": flatten_test(metrics["test"])}
+    print(f"tune {name}: {run['wall_seconds']:.0f} s of {budget:.0f}, trials "
+          f"{result['trials']}, other processes {run['other_cpu_share']:.0%} of the CPU, "
+          f"best {result['best_params']}, test {result['test']}", flush=True)
+    return result
+
+
+def flatten_test(test: dict[str, Any]) -> dict[str, Any]:
+    """The headline test metrics of a labelwise ``metrics.json``."""
+    keys = ("accuracy", "macro_f1", "micro_f1", "pearson", "mse")
+    out = {k: test[k] for k in keys if isinstance(test.get(k), (int, float))}
+    if "per_target" in test:
+        out["pearson_per_target"] = {t: row["pearson"] for t, row in test["per_target"].items()}
+    return out
+
+
+def metric_value(test: dict[str, Any] | None, key: str) -> float | None:
+    if not test:
+        return None
+    if key.startswith("pearson."):
+        return (test.get("pearson_per_target") or {}).get(key.split(".", 1)[1])
+    value = test.get(key)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def fmt_params(params: dict[str, Any]) -> str:
+    def one(value: Any) -> str:
+        if isinstance(value, float) and 0 < abs(value) < 0.01:
+            return f"{value:.1e}"
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    return ", ".join(f"{k.split('.')[-1]} {one(v)}" for k, v in params.items())
+
+
+def render(results: dict[str, Any]) -> str:
+    """The markdown section, from the results JSON alone."""
+    data = results.get("datasets", {})
+    m = results.get("machine", {})
+    budget = results.get("budget_seconds", BUDGET)
+    lines = [BEGIN, "", "## The five datasets: plain Trainer script vs labelwise tune", "",
+             ("Command: `.venv/bin/python bench/bench_vs_plain.py` (raw results: "
+              "`bench/results/vs_plain.json`; this section is generated from it with "
+              "`--render-only`)."), "",
+             (f"Machine: {m.get('arch', '?')}, {m.get('cores', '?')} CPU cores "
+              f"({m.get('cpu', '?')}), no GPU, Python {m.get('python', '?')}, torch "
+              f"{m.get('torch', '?')}, transformers {m.get('transformers', '?')}. Model: the "
+              "packaged all-MiniLM-L6-v2 on both sides. All figures are on the **test** split, "
+              "which chooses nothing."), "",
+             ("- **plain**: `bench/plain_dataset.py`, the tutorial path (pandas → "
+              "`datasets.Dataset.map(tokenizer)` → `AutoModelForSequenceClassification` → "
+              "`Trainer`) with Trainer defaults (learning rate 5e-5, batch 8, linear decay) "
+              "for 1 epoch, length grouping, dynamic padding, fp32. Multilabel predicts at a "
+              "fixed 0.5 threshold; regression is a 3-output MSE head on V, A, D."),
+             (f"- **labelwise tune**: `labelwise tune --config bench/configs/tune_NAME.yaml` "
+              f"with a wall-clock budget of **{budget / 60:.0f} minutes for the whole command** "
+              "(preflight, trials, the best model's test evaluation and the report). The "
+              "objective is the target metric on validation (sst2, ag_news, trec accuracy; "
+              "go_emotions macro-F1 with per-label thresholds tuned on validation; emobank "
+              "the mean Pearson r of V, A, D); TPE sampler, median pruner, learning rate, "
+              "batch size (16/32) and warmup (0/0.1) searched, epochs fixed per dataset."),
+             ("- The targets are those set for `labelwise tune` **within 30 minutes**; this run "
+              f"gives it {budget / 60:.0f} minutes per dataset, so a miss here is not a miss "
+              "at 30 minutes. The machine was shared with other work during the runs (the "
+              "\"other load\" column: CPU time other processes took, as a share of both "
+              "cores), which slows both sides."), "",
+             "| dataset | metric | plain | labelwise tune | target | met? |",
+             "|---|---|---:|---:|---:|---|"]
+    for name in DATASETS:
+        entry = data.get(name, {})
+        plain, tune = entry.get("plain"), entry.get("tune")
+        for key, label, target in ROWS[name]:
+            ours = metric_value(tune and tune.get("test"), key)
+            met = ("–" if target is None or ours is None else
+                   "yes" if ours >= target else "**no**")
+            theirs = metric_value(plain and plain.get("test"), key)
+            goal = "–" if target is None else f"≥ {target:.2f}"
+            lines.append(f"| {name} | {label} | {fmt(theirs)} | {fmt(ours)} | {goal} | {met} |")
+    lines += ["", ("Runs (wall time of the whole command; other load = CPU share other "
+               "processes used during it). \"budget cut\" marks a tune that got less than "
+               f"{budget / 60:.0f} minutes because the whole benchmark had to end by a set "
+               "time (`--finish-by`): each remaining tune then gets an equal share of the time "
+               "left, and its `search.timeout` shrinks by as much."), "",
+              ("| dataset | plain: wall time, other load | tune: wall time / budget, other "
+               "load | trials complete / pruned / failed | best params (valid objective) |"),
+              "|---|---|---|---|---|"]
+    for name in DATASETS:
+        entry = data.get(name, {})
+        plain, tune = entry.get("plain"), entry.get("tune")
+        p = (f"{plain['wall_seconds'] / 60:.1f} min, {plain['other_cpu_share']:.0%}"
+             if plain else "not run")
+        if tune:
+            t = tune["trials"]
+            cut = " (budget cut)" if tune.get("budget_cut") else ""
+            over = "" if tune.get("within_budget") else " **over budget**"
+            tu = (f"{tune['wall_seconds'] / 60:.1f} / {tune['budget_seconds'] / 60:.0f} min"
+                  f"{cut}{over}, {tune['other_cpu_share']:.0%}")
+            trials = f"{t['complete']} / {t['pruned']} / {t['failed']}"
+            epochs = tune.get("best_train", tune["config"]["train"])["epochs"]
+            best = (f"{fmt_params(tune['best_params'])}; {epochs:g} epochs "
+                    f"(valid {OBJECTIVE[name].split(' ')[0]} {fmt(tune['best_valid_value'])})")
+        else:
+            tu, trials, best = "not run", "–", "–"
+        lines.append(f"| {name} | {p} | {tu} | {trials} | {best} |")
+    lines += ["", "Commands, from the repository root:", "", "```bash"]
+    for name in DATASETS:
+        entry = data.get(name, {})
+        for side in ("plain", "tune"):
+            if entry.get(side):
+                lines.append(entry[side]["command"])
+    lines += ["```", "", END]
+    return "\n".join(lines)
+
+
+def write_markdown(path: Path, results: dict[str, Any]) -> None:
+    """Replace the marked section of ``path`` (or append it if the markers are absent)."""
+    text = path.read_text() if path.exists() else ""
+    section = render(results)
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+def tune_budget(budget: float, finish_by: dt.datetime | None, left: int,
+                plain_left: float) -> float:
+    """This tune's budget: ``budget``, or an equal share of the time left before ``finish_by``."""
+    if finish_by is None:
+        return budget
+    now = dt.datetime.now(dt.UTC)
+    share = ((finish_by - now).total_seconds() - plain_left) / max(left, 1)
+    return float(min(budget, max(300.0, share // 60 * 60)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default=",".join(DATASETS),
+                        help="comma-separated datasets (default: all five)")
+    parser.add_argument("--parts", default="plain,tune", help="plain, tune or both")
+    parser.add_argument("--budget", type=float, default=BUDGET,
+                        help="seconds for each whole tune command (default 1200)")
+    parser.add_argument("--finish-by", default=None,
+                        help="UTC time (ISO) by which the tunes must end; cuts budgets")
+    parser.add_argument("--rows", type=int, default=None,
+                        help="plain runs train on the first N rows only (a quick check)")
+    parser.add_argument("--tune-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="passed to labelwise tune as --set (a quick check)")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "vs_plain.json")
+    parser.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--render-only", action="store_true",
+                        help="regenerate the BENCHMARKS.md section from --out and exit")
+    args = parser.parse_args()
+    results: dict[str, Any] = (json.loads(args.out.read_text()) if args.out.exists()
+                               else {"benchmark": "vs_plain", "datasets": {}})
+    if args.render_only:
+        write_markdown(args.markdown, results)
+        return
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if set(names) - set(DATASETS) or not names or parts - {"plain", "tune"} or not parts:
+        parser.error(f"choose datasets from {', '.join(DATASETS)} and parts from plain, tune")
+    finish_by = (dt.datetime.fromisoformat(args.finish_by).replace(tzinfo=dt.UTC)
+                 if args.finish_by else None)
+    results.update({"benchmark": "vs_plain", "machine": machine(),
+                    "model": "packaged all-MiniLM-L6-v2 (model.name_or_path: null)",
+                    "budget_seconds": args.budget})
+    data = results.setdefault("datasets", {})
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(name: str, side: str, entry: dict[str, Any]) -> None:
+        data.setdefault(name, {})[side] = entry
+        results["datasets"] = {n: data[n] for n in DATASETS if n in data}
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        write_markdown(args.markdown, results)
+
+    with tempfile.TemporaryDirectory(prefix="bench_vs_plain_") as logs:
+        if "plain" in parts:
+            for name in (n for n in DATASETS if n in names):
+                entry = run_plain(name, args.rows, Path(logs))
+                save(name, "plain", entry)
+        if "tune" in parts:
+            todo = [n for n in TUNE_ORDER if n in names]
+            for i, name in enumerate(todo):
+                budget = tune_budget(args.budget, finish_by, len(todo) - i, 0.0)
+                save(name, "tune", run_tune(name, budget, Path(logs), args.tune_set))
+    print(render(results))
+
+
+if __name__ == "__main__":
+    main()
