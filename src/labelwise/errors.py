@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from labelwise.findings import Finding
 
 __all__ = [
+    "require",
     "LabelwiseError",
     "DataError",
     "LabelError",
@@ -139,3 +140,15 @@ class MissingDependencyError(LabelwiseError, ImportError):
     """An optional feature needs an extra that is not installed."""
 
     default_code = "LW401"
+
+
+def require(*modules: str, what: str, extra: str) -> Any:
+    """Import ``modules`` (the first is returned) or say which extra to install."""
+    import importlib
+
+    try:
+        loaded = [importlib.import_module(m) for m in modules]
+    except ImportError:
+        raise MissingDependencyError(what, fix=f"pip install 'labelwise[{extra}]'",
+                                     code="LW401") from None
+    return loaded[0]

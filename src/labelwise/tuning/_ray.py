@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from labelwise.config import RayConfig, RunConfig, config_from_dict
-from labelwise.errors import MissingDependencyError, SchemaMismatchError
+from labelwise.errors import SchemaMismatchError, require
 from labelwise._preflight import Plan
 from labelwise.tuning._base import SearchBackend, SearchResult, TrialRecord
 from labelwise.tuning._output import finish_best, write_trials_csv
@@ -47,13 +47,7 @@ _RUNNERS: dict[str, Any] = {}  # one TrialRunner per search in a reused Ray acto
 
 
 def _ray() -> Any:
-    try:
-        import ray
-        from ray import tune  # noqa: F401
-    except ImportError:
-        raise MissingDependencyError("the ray backend needs Ray Tune", fix="pip install "
-                                     "'labelwise[ray]'", code="LW401") from None
-    return ray
+    return require("ray", "ray.tune", what="the ray backend needs Ray Tune", extra="ray")
 
 
 def absolute_config(config: RunConfig) -> RunConfig:

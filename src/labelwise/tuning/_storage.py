@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from labelwise.errors import ConfigError, MissingDependencyError
+from labelwise.errors import ConfigError, MissingDependencyError, require
 
 __all__ = ["default_storage", "make_storage", "has_heartbeat", "display_url", "optuna_module",
            "heartbeat_seconds"]
@@ -33,12 +33,7 @@ def heartbeat_seconds() -> tuple[int, int]:
 
 
 def optuna_module() -> Any:
-    try:
-        import optuna
-    except ImportError:
-        raise MissingDependencyError("tuning needs optuna", fix="pip install "
-                                     "'labelwise[tune]'", code="LW401") from None
-    return optuna
+    return require("optuna", what="tuning needs optuna", extra="tune")
 
 
 def default_storage(output_dir: Path) -> str:
