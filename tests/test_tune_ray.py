@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -50,15 +49,13 @@ def ray_cluster():
         pytest.skip("ray is not installed: pip install 'labelwise[ray]'")
     exe = str(Path(sys.executable).parent / "ray")
     port = _free_port()
-    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    env = {**os.environ, **auth, "PYTHONPATH": os.pathsep.join(
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(FAULT_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]),
         "LABELWISE_TEST_FAIL_LR": str(FAIL_LR), "HF_HUB_OFFLINE": "1",
         "RAY_USAGE_STATS_ENABLED": "0"}
     common = ["--num-cpus=1", "--num-gpus=0", "--object-store-memory=100000000",
               "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
-    saved = {k: os.environ.get(k) for k in auth}
-    os.environ.update(auth)  # the drivers below join with the cluster's token
+    assert os.environ.get("RAY_AUTH_TOKEN"), "conftest.py sets the cluster's token"
     try:
         subprocess.run([exe, "start", "--head", f"--port={port}", "--include-dashboard=false",
                         *common], env=env, check=True, timeout=180, capture_output=True)
@@ -67,8 +64,6 @@ def ray_cluster():
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([exe, "stop", "--force"], timeout=180, capture_output=True)
-        for key, value in saved.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
 
 def _results(out: Path) -> list[dict]:
