@@ -14,7 +14,6 @@ out-of-memory error fails that trial, with the reason stored, and the search goe
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -22,7 +21,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,14 +124,6 @@ def _has_work(trials: list[Any], n_trials: int) -> bool:
     return counted(trials) + running < n_trials
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    from filelock import FileLock
-
-    with FileLock(str(path)):
-        yield
-
-
 def _report_callback(trial: Any, metric: str) -> Any:
     """Feeds the pruner at each evaluation (never at the last one: a trial that ran to the
     end is complete); a pruned trial keeps its step time and duration."""
@@ -154,18 +144,19 @@ def _report_callback(trial: Any, metric: str) -> Any:
 
 def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: str,
                n_trials: int, timeout: float | None, output_dir: Path, worker: int = 0,
-               threads: int | None = None, join: bool = False) -> int:
+               threads: int | None = None, join: bool = False, study: Any = None) -> int:
     """Run trials in this process until the study holds ``n_trials`` finished or running
-    trials (or ``timeout`` seconds have passed); returns how many this process ran."""
+    trials (or ``timeout`` seconds have passed); returns how many this process ran.
+    ``study``: the study when the caller has opened it already."""
     optuna = optuna_module()
-    study = open_study(plan, space, storage=storage, study_name=study_name, worker=worker,
-                       create=not join)
+    if study is None:
+        study = open_study(plan, space, storage=storage, study_name=study_name,
+                           worker=worker, create=not join)
     if not _has_work(_states(study, storage), n_trials):
         return 0
     runner = TrialRunner(plan, space, threads=threads)
     metric, direction = plan.objective
     host = socket.gethostname()
-    lock = lambda: _file_lock(output_dir / ".best.lock")  # noqa: E731
 
     def objective(trial: Any) -> float:
         params = suggest(trial, space)
@@ -187,7 +178,7 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
         trial.set_user_attr("duration_s", round(outcome.seconds, 3))
         trial.set_user_attr("step_seconds", round(outcome.step_seconds, 3))
         save_if_best(outcome, number=trial.number, direction=direction, output_dir=output_dir,
-                     tokenizer=runner.prepared.tokenizer, lock=lock,
+                     tokenizer=runner.prepared.tokenizer,
                      extra={"params": params, "study": study_name})
         return outcome.value
 
@@ -270,7 +261,7 @@ class OptunaBackend(SearchBackend):
                         "joining" if self.join else "resuming", name, done, n_trials)
         if self.workers == 1 or self.join:
             run_worker(plan, space, storage=storage, study_name=name, n_trials=n_trials,
-                       timeout=timeout, output_dir=output_dir, join=self.join)
+                       timeout=timeout, output_dir=output_dir, join=self.join, study=study)
         elif _has_work(trials, n_trials):
             self._spawn(plan, storage, name, n_trials, timeout, output_dir)
         if self.join:
@@ -283,7 +274,7 @@ class OptunaBackend(SearchBackend):
             if not any(t.state.name == "WAITING" for t in _states(study, storage)):
                 break
             run_worker(plan, space, storage=storage, study_name=name, n_trials=n_trials,
-                       timeout=None, output_dir=output_dir)
+                       timeout=None, output_dir=output_dir, study=study)
         records = collect(study)
         write_trials_csv(records, output_dir / "trials.csv", space)
         return finish_best(plan, space, records, output_dir=output_dir, storage=storage,

@@ -113,9 +113,8 @@ def _best_record(records: list[TrialRecord], direction: str) -> TrialRecord | No
     complete = [r for r in records if r.state == "COMPLETE" and r.value is not None]
     if not complete:
         return None
-    pick = max if direction == "maximize" else min
-    return pick(complete, key=lambda r: (r.value, -r.number) if direction == "maximize"
-                else (r.value, r.number))
+    sign = -1.0 if direction == "maximize" else 1.0  # the best value; the earliest on ties
+    return min(complete, key=lambda r: (sign * r.value, r.number))
 
 
 def summarize(plan: Plan, records: list[TrialRecord], *, output_dir: Path, storage: str,

@@ -132,7 +132,6 @@ def _runner_for(spec: dict[str, Any]) -> Any:
 
 def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
     """The Ray trainable: one trial of the search (see the module docstring)."""
-    from filelock import FileLock
     from ray import tune
 
     from labelwise.metrics import primary_metrics
@@ -154,7 +153,6 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
         outcome = runner.run(params, callbacks=(eval_reporter(metric, on_eval),))
         save_if_best(outcome, number=number, direction=direction,
                      output_dir=Path(spec["output_dir"]), tokenizer=runner.prepared.tokenizer,
-                     lock=lambda: FileLock(str(Path(spec["output_dir"]) / ".best.lock")),
                      extra={"params": params, "study": spec["name"], "backend": "ray"})
     except Exception as exc:
         trial_dir.mkdir(parents=True, exist_ok=True)

@@ -163,11 +163,13 @@ def _last_eval_loss(history: list[dict[str, Any]]) -> float | None:
 
 
 def save_if_best(outcome: TrialOutcome, *, number: int, direction: str, output_dir: Path,
-                 tokenizer: Any, lock: Callable[[], Any], extra: dict[str, Any],
-                 force: bool = False) -> bool:
-    """Publish ``OUTPUT/best/`` when this trial beats the saved best (under a file lock)."""
+                 tokenizer: Any, extra: dict[str, Any], force: bool = False) -> bool:
+    """Publish ``OUTPUT/best/`` when this trial beats the saved best, under a file lock
+    (``OUTPUT/.best.lock``) that every process of the search shares."""
+    from filelock import FileLock
+
     marker = output_dir / BEST_MARKER
-    with lock():
+    with FileLock(str(output_dir / ".best.lock")):
         if marker.exists() and not force:
             saved = json.loads(marker.read_text())
             better = (outcome.value > saved["value"] if direction == "maximize"
@@ -194,13 +196,10 @@ def rerun_as_best(plan: Plan, space: dict[str, Any], *, number: int, params: dic
     For the study's best trial when another machine ran it (``--join``): that machine's
     model is on its own disk. Same data, params and seed; returns the value reached here.
     """
-    from filelock import FileLock
-
     runner = TrialRunner(plan, space)
     outcome = runner.run(params)
     save_if_best(outcome, number=number, direction=plan.objective[1], output_dir=output_dir,
                  tokenizer=runner.prepared.tokenizer,
-                 lock=lambda: FileLock(str(output_dir / ".best.lock")),
                  extra={"params": params, "study": study_name, "rerun_here": True},
                  force=True)
     return outcome.value
