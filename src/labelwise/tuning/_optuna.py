@@ -31,8 +31,8 @@ from labelwise.tuning._output import collect, finish_best, summarize, write_tria
 from labelwise.tuning._runner import (TrialRunner, eval_reporter, failure_reason,
                                       key_difference, save_if_best, study_key)
 from labelwise.tuning._space import suggest
-from labelwise.tuning._storage import (default_storage, display_url, has_heartbeat,
-                                       make_storage, optuna_module)
+from labelwise.tuning._storage import (claim_lock, default_storage, display_url,
+                                       has_heartbeat, make_storage, optuna_module)
 
 __all__ = ["OptunaBackend", "open_study", "run_worker", "counted"]
 
@@ -144,10 +144,12 @@ def _report_callback(trial: Any, metric: str) -> Any:
 
 def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: str,
                n_trials: int, timeout: float | None, output_dir: Path, worker: int = 0,
-               threads: int | None = None, join: bool = False, study: Any = None) -> int:
+               threads: int | None = None, join: bool = False, study: Any = None,
+               orphans: bool = False) -> int:
     """Run trials in this process until the study holds ``n_trials`` finished or running
     trials (or ``timeout`` seconds have passed); returns how many this process ran.
-    ``study``: the study when the caller has opened it already."""
+    ``study``: the study when the caller has opened it already; ``orphans``: also run
+    WAITING trials beyond the target (retries and slots of processes that have ended)."""
     optuna = optuna_module()
     if study is None:
         study = open_study(plan, space, storage=storage, study_name=study_name,
@@ -194,11 +196,17 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
 
     deadline = time.monotonic() + timeout if timeout else None
     ran = 0
-    while _has_work(_states(study, storage), n_trials):
-        if deadline is not None and time.monotonic() >= deadline:
-            break
+    while deadline is None or time.monotonic() < deadline:
+        with claim_lock(storage, study_name):  # count and claim as one step
+            trials = _states(study, storage)
+            waiting = sum(1 for t in trials if t.state.name == "WAITING")
+            running = sum(1 for t in trials if t.state.name == "RUNNING")
+            if counted(trials) + running + waiting < n_trials:
+                study.enqueue_trial({})  # this process's slot: a WAITING trial, numbered now
+            elif not (orphans and waiting):
+                break  # every slot is taken; WAITING ones belong to other processes
         study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[log_trial],
-                       gc_after_trial=True)
+                       gc_after_trial=True)  # runs the oldest WAITING trial
         ran += 1
     return ran
 
@@ -274,7 +282,7 @@ class OptunaBackend(SearchBackend):
             if not any(t.state.name == "WAITING" for t in _states(study, storage)):
                 break
             run_worker(plan, space, storage=storage, study_name=name, n_trials=n_trials,
-                       timeout=None, output_dir=output_dir, study=study)
+                       timeout=None, output_dir=output_dir, study=study, orphans=True)
         records = collect(study)
         write_trials_csv(records, output_dir / "trials.csv", space)
         return finish_best(plan, space, records, output_dir=output_dir, storage=storage,

@@ -12,15 +12,18 @@ Optuna's journal file for a shared filesystem.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from labelwise.errors import ConfigError, MissingDependencyError, require
 
-__all__ = ["default_storage", "make_storage", "has_heartbeat", "display_url", "optuna_module",
-           "heartbeat_seconds"]
+__all__ = ["claim_lock", "default_storage", "make_storage", "has_heartbeat", "display_url",
+           "optuna_module", "heartbeat_seconds"]
 
 
 def heartbeat_seconds() -> tuple[int, int]:
@@ -107,3 +110,48 @@ def make_storage(url: str) -> Any:
                               where=f"storage {display_url(url)}", fix="check that the "
                               "server runs and the URL, user and database are right",
                               code="LW333") from None
+
+
+@contextlib.contextmanager
+def claim_lock(url: str, study_name: str) -> Iterator[None]:
+    """Held while a process checks the study's trial count and claims the next trial, so
+    that processes on one storage never claim more than ``n_trials`` between them.
+
+    PostgreSQL: an advisory lock on the server (every machine sees it); SQLite and journal
+    files: a lock file beside them. Other servers (MySQL) get no lock: two processes that
+    claim at the same moment may then run one trial more than ``n_trials``.
+    """
+    if url.startswith(("postgresql://", "postgres://")):
+        import hashlib
+
+        import sqlalchemy
+
+        key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big",
+                             signed=True)
+        engine = _engine(_sqlalchemy_url(url))
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        return
+    path = None
+    if url.startswith("journal://"):
+        path = url.removeprefix("journal://")
+    elif url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+    if path is None:
+        yield
+        return
+    from filelock import FileLock
+
+    with FileLock(f"{path}.claim.lock"):
+        yield
+
+
+@functools.lru_cache(maxsize=8)
+def _engine(url: str) -> Any:
+    import sqlalchemy
+
+    return sqlalchemy.create_engine(url, pool_pre_ping=True)
