@@ -244,6 +244,8 @@ def _decisions(config: RunConfig, data: LoadedData, contract: HeadContract, mode
             "replaced" if config.model.reinit_head else "kept"),
             "the checkpoint has no classifier head" if not model.is_classifier else
             f"the checkpoint is a classifier with {model.head_width} labels"),
+        *_head_decisions(config, new_head=not model.is_classifier or config.model.reinit_head,
+                         activation=contract.activation),
         Decision("objective", f"{objective[0]} ({objective[1]})",
                  "config" if config.search and config.search.objective else
                  f"default for a {s.task} task"),
@@ -261,3 +263,23 @@ def _decisions(config: RunConfig, data: LoadedData, contract: HeadContract, mode
         out.append(Decision("valid", f"{data.carve.n_valid} rows carved from train",
                             f"{data.carve.method}, seed {data.carve.seed}"))
     return out
+
+
+_PRIOR = {"sigmoid": "log-odds of each label's training frequency",
+          "softmax": "log of each class's training frequency",
+          "identity": "each target's training mean"}
+
+
+def _head_decisions(config: RunConfig, *, new_head: bool, activation: str) -> list[Decision]:
+    """How the new head starts and learns (nothing to decide for a checkpoint's own head)."""
+    if not new_head:
+        return []
+    t = config.train
+    bias = (Decision("head_bias", "training prior", _PRIOR[activation])
+            if config.model.head_bias == "prior" else
+            Decision("head_bias", "model init", "config (model.head_bias: model)"))
+    rate = (Decision("head_learning_rate", t.head_learning_rate,
+                     f"config; the encoder trains at {t.learning_rate:g}")
+            if t.head_learning_rate is not None else
+            Decision("head_learning_rate", t.learning_rate, "same as train.learning_rate"))
+    return [bias, rate]

@@ -61,6 +61,7 @@ class ModelConfig(_Section):
     trust_remote_code: bool = False
     revision: str | None = None
     dropout: float | None = Field(None, ge=0.0, lt=1.0)
+    head_bias: Literal["prior", "model"] = "prior"  # a new head's output bias: see heads.py
 
 
 class TrainConfig(_Section):
@@ -71,6 +72,7 @@ class TrainConfig(_Section):
     batch_size: int = Field(32, ge=1, le=4096)
     eval_batch_size: int | None = Field(None, ge=1, le=4096)
     learning_rate: float = Field(5.0e-5, gt=0.0, le=1.0)
+    head_learning_rate: float | None = Field(None, gt=0.0, le=1.0)  # None: learning_rate
     weight_decay: float = Field(0.0, ge=0.0, le=1.0)
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"

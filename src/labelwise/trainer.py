@@ -4,6 +4,7 @@ every batch, length-bucketed batches, and a loud stop on a non-finite loss."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -31,10 +32,14 @@ class LabelwiseTrainer(Trainer):
     """A Trainer whose loss, batches and checks come from the head contract."""
 
     def __init__(self, *args: Any, contract: HeadContract, bucket: bool = True,
+                 head_parameters: Iterable[str] = (),
+                 head_learning_rate: float | None = None,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.contract = contract
         self.bucket = bucket
+        self.head_parameters = set(head_parameters)
+        self.head_learning_rate = head_learning_rate
         self.loss_fn = make_loss(contract)
         self.batches_seen = 0
 
@@ -55,6 +60,26 @@ class LabelwiseTrainer(Trainer):
             dataset.lengths, self.args.eval_batch_size), collate_fn=eval_collator,
             num_workers=0)
         return self.accelerator.prepare(loader)
+
+    # -- optimizer -----------------------------------------------------------------------
+    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
+        """Trainer's optimizer, with the new head's parameters in groups of their own at
+        ``head_learning_rate`` (same weight-decay split)."""
+        fresh = self.optimizer is None
+        optimizer = super().create_optimizer(model)
+        if not fresh or self.head_learning_rate is None or not self.head_parameters:
+            return optimizer
+        head = {id(p) for n, p in (model or self.model).named_parameters()
+                if n in self.head_parameters}
+        for group in list(optimizer.param_groups):
+            moved = [p for p in group["params"] if id(p) in head]
+            if not moved:
+                continue
+            group["params"] = [p for p in group["params"] if id(p) not in head]
+            optimizer.add_param_group({**{k: v for k, v in group.items() if k != "params"},
+                                       "params": moved, "lr": self.head_learning_rate})
+        optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
+        return optimizer
 
     # -- loss ----------------------------------------------------------------------------
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any],

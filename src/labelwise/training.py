@@ -198,6 +198,27 @@ class FitResult:
     last_eval: tuple[int, np.ndarray, np.ndarray] | None = None  # (step, logits, targets)
 
 
+def _new_model(prepared: Prepared, plan: Plan) -> tuple[Any, set[str]]:
+    """A model for ``plan`` and the names of its new head's parameters, whose output bias
+    starts at the training prior unless ``model.head_bias`` is ``model``."""
+    from transformers import set_seed
+
+    from labelwise.heads import init_head_bias, new_parameters
+
+    cfg = plan.config
+    set_seed(cfg.train.seed)  # the new head's initial weights follow the run's seed
+    if prepared.base_state is not None:
+        model = build_model(plan, base_state=prepared.base_state, config=cfg)
+        head = new_parameters(model, base_state=prepared.base_state)
+    else:
+        model, info = build_model(plan, config=cfg, loading_info=True)
+        head = new_parameters(model, loading_info=info)
+    if cfg.model.head_bias == "prior":
+        init_head_bias(model, new=head, targets=prepared.targets("train", plan),
+                       contract=plan.contract)
+    return model, head
+
+
 def fit(prepared: Prepared, *, plan: Plan | None = None, work: Path,
         callbacks: Sequence[Any] = (), resume_from: str | None = None, save: bool = True,
         model: Any = None) -> FitResult:
@@ -216,11 +237,9 @@ def fit(prepared: Prepared, *, plan: Plan | None = None, work: Path,
                               prepared.targets("train", plan))
     valid_ds = EncodedDataset(prepared.encoded_at("valid", max_length),
                               prepared.targets("valid", plan))
+    head: set[str] = set()
     if model is None:
-        from transformers import set_seed
-
-        set_seed(cfg.train.seed)  # the new head's initial weights follow the run's seed
-        model = build_model(plan, base_state=prepared.base_state, config=cfg)
+        model, head = _new_model(prepared, plan)
     last: dict[str, Any] = {}
 
     def metrics_fn(pred: Any) -> dict[str, float]:
@@ -248,7 +267,8 @@ def fit(prepared: Prepared, *, plan: Plan | None = None, work: Path,
                                train_dataset=train_ds, eval_dataset=valid_ds,
                                data_collator=collator, compute_metrics=metrics_fn,
                                callbacks=[timer, _Step(), *extra], contract=plan.contract,
-                               bucket=cfg.train.length_bucketing)
+                               bucket=cfg.train.length_bucketing, head_parameters=head,
+                               head_learning_rate=cfg.train.head_learning_rate)
     trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=resume_from)

@@ -12,6 +12,10 @@ BERT-family models on a CPU budget:
   Sentence-embedding checkpoints like MiniLM want higher rates than BERT's classic 2e-5 to
   5e-5; GoEmotions at 3e-4 for two epochs did not learn either (flat loss), so the range
   spans a decade around 1.5e-4 and lets the pruner drop the rates that fail.
+* ``train.head_learning_rate``: log-uniform in [1e-4, 3e-3]: the new head's own rate. On
+  GoEmotions (28 labels, 10,000 rows, one epoch at 1e-4, head bias at the label prior) a head
+  at 1e-3 reached validation macro-F1 0.39 against 0.31 with the head at the encoder's rate
+  (and 0.07 with a zero-bias head); a new head has no pretrained features to protect.
 * ``train.batch_size``: 16 or 32 (on 2 CPU cores, smaller batches give more updates in
   the same time).
 * ``train.weight_decay``: uniform in [0, 0.1].
@@ -32,6 +36,8 @@ __all__ = ["default_space", "search_space", "suggest", "max_length_over"]
 
 DEFAULT_SPACE: dict[str, Any] = {
     "train.learning_rate": FloatDistribution(type="float", low=5e-5, high=5e-4, log=True),
+    "train.head_learning_rate": FloatDistribution(type="float", low=1e-4, high=3e-3,
+                                                  log=True),
     "train.batch_size": CategoricalDistribution(type="categorical", choices=[16, 32]),
     "train.weight_decay": FloatDistribution(type="float", low=0.0, high=0.1),
     "train.warmup_ratio": CategoricalDistribution(type="categorical", choices=[0.0, 0.1]),
