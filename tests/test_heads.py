@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,6 +16,7 @@ from transformers import TrainerCallback
 from labelwise._preflight import preflight
 from labelwise.errors import ConfigError
 from labelwise.heads import head_prior
+from labelwise.space import apply_params
 from labelwise.training import _new_model, load_base_state, prepare, train
 from test_training import make_config
 
@@ -112,3 +114,24 @@ def test_plan_states_how_the_new_head_starts_and_learns(tmp_path, tiny_model):
     decisions = {d.key: (d.value, d.reason) for d in plan.decisions}
     assert decisions["head_bias"] == ("training prior", "log of each class's training frequency")
     assert decisions["head_learning_rate"][0] == 1e-3
+
+
+def test_trial_models_are_independent_copies_with_a_head_of_their_seed(tmp_path, tiny_model):
+    plan = preflight(make_config(tmp_path, tiny_model, "multiclass",
+                                 model={"head_bias": "model"}))
+    prepared = prepare(plan)
+    prepared.base_state = load_base_state(plan)
+    a, head = _new_model(prepared, plan)
+    b, _ = _new_model(prepared, plan)
+    other = dataclasses.replace(plan, config=apply_params(plan.config, {"train.seed": 7}))
+    c, _ = _new_model(prepared, other)
+    assert head == {"classifier.weight", "classifier.bias"} and len(prepared.templates) == 1
+    assert torch.equal(a.classifier.weight, b.classifier.weight)
+    assert not torch.equal(a.classifier.weight, c.classifier.weight)
+    assert 0.01 < float(c.classifier.weight.detach().std()) < 0.03  # the model's own init (std 0.02)
+    for name, value in a.state_dict().items():
+        if name in prepared.base_state:
+            assert torch.equal(value, prepared.base_state[name]), name
+    with torch.no_grad():
+        a.bert.embeddings.word_embeddings.weight.zero_()
+    assert torch.count_nonzero(b.bert.embeddings.word_embeddings.weight) > 0

@@ -28,7 +28,7 @@ import numpy as np
 
 from labelwise.contract import HeadContract
 
-__all__ = ["head_prior", "new_parameters", "init_head_bias"]
+__all__ = ["head_prior", "new_parameters", "init_head_bias", "reinit_head"]
 
 logger = logging.getLogger("labelwise")
 
@@ -60,6 +60,22 @@ def new_parameters(model: Any, *, base_state: dict[str, Any] | None = None,
     missing = set(info.get("missing_keys", ())) | {
         k if isinstance(k, str) else k[0] for k in info.get("mismatched_keys", ())}
     return names & missing
+
+
+def reinit_head(model: Any, new: Iterable[str]) -> None:
+    """Initialise the modules owning ``new`` parameters again with the model's own
+    ``_init_weights`` (a copied model then gets a head of the current seed)."""
+    import torch
+
+    owners = {name.rsplit(".", 1)[0] for name in new}
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if name not in owners:
+                continue
+            for param in module.parameters(recurse=False):
+                param.__dict__.pop("_is_hf_initialized", None)
+            module.__dict__.pop("_is_hf_initialized", None)
+            model._init_weights(module)
 
 
 def _output_layer(model: Any, new: Iterable[str], width: int) -> tuple[str, Any] | None:

@@ -8,6 +8,7 @@ and targets of every split, built once), :func:`build_model`, :func:`fit` (one T
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -55,6 +56,7 @@ class Prepared:
     pad_id: int
     sep_id: int
     base_state: dict[str, Any] | None = None
+    templates: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
     def targets(self, split: str, plan: Plan | None = None) -> np.ndarray:
         """The split's targets in the dtype and shape of ``plan``'s contract."""
@@ -203,13 +205,22 @@ def _new_model(prepared: Prepared, plan: Plan) -> tuple[Any, set[str]]:
     starts at the training prior unless ``model.head_bias`` is ``model``."""
     from transformers import set_seed
 
-    from labelwise.heads import init_head_bias, new_parameters
+    from labelwise.heads import init_head_bias, new_parameters, reinit_head
 
     cfg = plan.config
     set_seed(cfg.train.seed)  # the new head's initial weights follow the run's seed
     if prepared.base_state is not None:
-        model = build_model(plan, base_state=prepared.base_state, config=cfg)
+        # A copy of a model built once per head shape, with a new head of this seed:
+        # building from the config initialises every weight before the base weights
+        # replace them (0.5 s a trial for MiniLM, against 0.04 s for the copy).
+        key = (plan.contract.num_labels, plan.contract.problem_type, cfg.model.dropout)
+        if key not in prepared.templates:
+            prepared.templates[key] = build_model(plan, base_state=prepared.base_state,
+                                                  config=cfg)
+        model = copy.deepcopy(prepared.templates[key])
         head = new_parameters(model, base_state=prepared.base_state)
+        set_seed(cfg.train.seed)
+        reinit_head(model, head)
     else:
         model, info = build_model(plan, config=cfg, loading_info=True)
         head = new_parameters(model, loading_info=info)
