@@ -200,3 +200,16 @@ def test_search_timeout_from_the_config_stops_starting_trials(tmp_path, tiny_mod
     config = make(tmp_path, tiny_model, n_trials=50, search={"timeout": 0.5, "pruner": "none"})
     result = tune(config)
     assert 1 <= len(result.trials) < 50  # the first trial starts, then the time is up
+
+
+def test_reports_are_keyed_by_evaluation_number_whatever_the_batch_size(tmp_path, tiny_model):
+    import optuna
+
+    config = make(tmp_path, tiny_model, n_trials=4, search={"sampler": "random", "seed": 1,
+                                                            "pruner": "none"},
+                  space={"train.batch_size": {"type": "categorical", "choices": [4, 16]}},
+                  train={"epochs": 1, "evals_per_epoch": 2})
+    tune(config)
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{tmp_path}/out/study.db")
+    keys = {t.params["train.batch_size"]: sorted(t.intermediate_values) for t in study.trials}
+    assert keys == {4: [1, 2], 16: [1, 2]}, keys  # steps would be 8, 16 and 2, 4

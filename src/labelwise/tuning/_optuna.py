@@ -126,11 +126,15 @@ def _has_work(trials: list[Any], n_trials: int) -> bool:
 
 def _report_callback(trial: Any, metric: str) -> Any:
     """Feeds the pruner at each evaluation (never at the last one: a trial that ran to the
-    end is complete); a pruned trial keeps its step time and duration."""
+    end is complete); a pruned trial keeps its step time and duration.
+
+    The report key is the evaluation's number, not the optimizer step: evaluations fall at
+    the same fractions of an epoch whatever the batch size, while step 150 is a different
+    point of training at batch 16 and 32 (the pruner compares trials at equal keys only)."""
     optuna = optuna_module()
 
     def on_eval(value: float, state: Any, reporter: Any) -> None:
-        trial.report(value, state.global_step)
+        trial.report(value, reporter.evaluations)
         if state.global_step < state.max_steps and trial.should_prune():
             reason = f"pruned at step {state.global_step}: {metric}={value:.4f}"
             trial.set_user_attr("prune_reason", reason)

@@ -70,13 +70,15 @@ def key_difference(saved: dict[str, Any], key: dict[str, Any]) -> tuple[list[str
 def eval_reporter(metric: str, on_eval: Callable[[float, Any, Any], None]) -> Any:
     """A TrainerCallback that times the optimizer steps (``.step_seconds``, ``.started``)
     and hands the objective of each evaluation to ``on_eval(value, state, reporter)``,
-    where a backend feeds its pruner or scheduler."""
+    where a backend feeds its pruner or scheduler. ``.evaluations`` counts them: the
+    report key that means the same point of training whatever the batch size."""
     from transformers import TrainerCallback
 
     class EvalReporter(TrainerCallback):
         def __init__(self) -> None:
             self.started = time.perf_counter()
             self.step_seconds = 0.0
+            self.evaluations = 0
             self._step = 0.0
 
         def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
@@ -89,6 +91,7 @@ def eval_reporter(metric: str, on_eval: Callable[[float, Any, Any], None]) -> An
                         **kw: Any) -> None:
             value = (metrics or {}).get(f"eval_{metric}")
             if value is not None:
+                self.evaluations += 1
                 on_eval(float(value), state, self)
 
     return EvalReporter()
