@@ -1,11 +1,14 @@
 """labelwise tune against ``Trainer.hyperparameter_search(backend="optuna")``, same run.
 
-Same data (a TREC coarse subset: the first --rows training rows, the 500 validation rows),
-same model (MiniLM), same space (learning rate log-uniform 5e-5..5e-4, batch size 16 or
-32), one epoch per trial, evaluation once per epoch, accuracy maximised, the same time
-budget. Each tool runs in its own fresh process, one after the other.
+Same data (TREC coarse: the first --rows training rows, 0 for all 4,952, and the 500
+validation rows), same model (MiniLM), same space (learning rate log-uniform 5e-5..5e-4,
+batch size 16 or 32), --epochs per trial, --evals-per-epoch evaluations (each one feeds the
+pruner on both sides: labelwise's median pruner, Optuna's default median pruner through
+Trainer), accuracy maximised, the same time budget. Each tool runs in its own fresh
+process, one after the other.
 
     python bench/bench_tune.py --budget 480 --rows 2000 --out bench/results/tune.json
+    python bench/bench_tune.py --budget 900 --rows 0 --epochs 2 --out bench/results/tune.json
 
 Reported per tool: finished trials (complete + pruned) per hour of total wall time (from
 process start: imports, tokenizing and model loading count), best validation accuracy,
@@ -37,7 +40,7 @@ args = json.loads(sys.argv[1])
 config = config_from_dict({
     "data": {"train": args["train"], "valid": args["valid"]},
     "model": {"max_length": 128},
-    "train": {"epochs": 1, "evals_per_epoch": 1},
+    "train": {"epochs": args["epochs"], "evals_per_epoch": args["evals_per_epoch"]},
     "search": {"n_trials": 10000, "objective": {"metric": "accuracy", "direction": "maximize"},
                "space": {"train.learning_rate": {"type": "float", "low": 5e-5, "high": 5e-4,
                                                  "log": True},
@@ -72,24 +75,32 @@ def derived(r: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--budget", type=float, default=480)
-    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--rows", type=int, default=2000, help="training rows; 0: all")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--evals-per-epoch", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     import pandas as pd
 
     with tempfile.TemporaryDirectory() as tmp:
         train = Path(tmp) / "train.csv"
-        pd.read_csv(DATA / "train.csv").head(args.rows).to_csv(train, index=False)
+        frame = pd.read_csv(DATA / "train.csv")
+        (frame.head(args.rows) if args.rows else frame).to_csv(train, index=False)
+        rows = len(frame) if not args.rows else min(args.rows, len(frame))
         valid = str(DATA / "validation.csv")
         plain = derived(run([sys.executable, str(HERE / "plain_hpsearch.py"), "--train",
-                             str(train), "--valid", valid, "--budget", str(args.budget)]))
+                             str(train), "--valid", valid, "--budget", str(args.budget),
+                             "--epochs", str(args.epochs), "--evals-per-epoch",
+                             str(args.evals_per_epoch)]))
         spec = {"train": str(train), "valid": valid, "budget": args.budget,
+                "epochs": args.epochs, "evals_per_epoch": args.evals_per_epoch,
                 "out_dir": str(Path(tmp) / "lw")}
         ours = derived(run([sys.executable, "-c", RUNNER, json.dumps(spec)]))
     out = {"benchmark": "tune_vs_hyperparameter_search",
            "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                       f"Python {platform.python_version()}",
-           "data": f"trec coarse, first {args.rows} train rows, 500 validation rows",
+           "data": f"trec coarse, first {rows} train rows, 500 validation rows",
+           "epochs": args.epochs, "evals_per_epoch": args.evals_per_epoch,
            "date": time.strftime("%Y-%m-%d"),
            "plain": plain, "labelwise": ours,
            "trials_per_hour_ratio": round(ours["trials_per_hour"] / plain["trials_per_hour"], 2)}

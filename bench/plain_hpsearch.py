@@ -27,6 +27,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, required=True, help="seconds of search")
     parser.add_argument("--model", default=None)
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--evals-per-epoch", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -80,9 +82,15 @@ def main() -> None:
             StepTimer.seconds += time.perf_counter() - StepTimer._t
 
     work = tempfile.mkdtemp(prefix="plain-hp-")
+    # eval_steps below 1 is a share of the trial's steps: evaluations fall at the same points
+    # of training for batch 16 and 32, as labelwise's evals_per_epoch do
+    reports = args.epochs * args.evals_per_epoch
+    evals = ({"eval_strategy": "epoch"} if reports == 1 else
+             {"eval_strategy": "steps", "eval_steps": 1 / reports})
     trainer = Trainer(model_init=model_init,
-                      args=TrainingArguments(output_dir=work, num_train_epochs=1,
-                                             eval_strategy="epoch", report_to=[],
+                      args=TrainingArguments(output_dir=work, num_train_epochs=args.epochs,
+                                             save_strategy="no", **evals,
+                                             report_to=[],
                                              disable_tqdm=True, use_cpu=True, seed=42),
                       train_dataset=train_ds, eval_dataset=valid_ds, processing_class=tok,
                       compute_metrics=compute_metrics, callbacks=[StepTimer()])
