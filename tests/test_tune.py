@@ -200,6 +200,24 @@ def test_search_timeout_from_the_config_stops_starting_trials(tmp_path, tiny_mod
     config = make(tmp_path, tiny_model, n_trials=50, search={"timeout": 0.5, "pruner": "none"})
     result = tune(config)
     assert 1 <= len(result.trials) < 50  # the first trial starts, then the time is up
+    assert result.trials[0].state == "COMPLETE"  # never stopped: the search needs a model
+
+
+def test_search_timeout_stops_the_running_trial_once_one_has_completed(tmp_path, tiny_model):
+    tune(make(tmp_path, tiny_model, n_trials=1, search={"pruner": "none"}))
+    best = (tmp_path / "out" / "best" / "model.safetensors").read_bytes()
+    # same study, a trial that would run for minutes, an 8-second budget
+    config = make(tmp_path, tiny_model, n_trials=2, search={"pruner": "none", "timeout": 8},
+                  train={"epochs": 1000})
+    started = time.monotonic()
+    result = tune(config)
+    assert time.monotonic() - started < 60
+    last = result.trials[1]
+    assert last.state == "PRUNED", (last.state, last.reason)
+    assert re.fullmatch(r"stopped at step \d+ of \d+: the search timeout \(8 s\) was reached",
+                        last.reason)
+    assert result.best_trial == 0
+    assert (tmp_path / "out" / "best" / "model.safetensors").read_bytes() == best
 
 
 def test_reports_are_keyed_by_evaluation_number_whatever_the_batch_size(tmp_path, tiny_model):

@@ -357,7 +357,9 @@ def tune(
     model: ModelOpt = None,
     output_dir: OutOpt = None,
     n_trials: Annotated[int | None, typer.Option("--n-trials", help="Trials in all.")] = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds.")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", help="Seconds: the search's budget (a running trial stops at it).")
+    ] = None,
     storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL.")] = None,
     study: Annotated[str | None, typer.Option("--study", help="Study name.")] = None,
     workers: Annotated[int | None, typer.Option("--workers",

@@ -54,8 +54,10 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
         config: A :class:`RunConfig` or the path of a YAML/TOML run config.
         n_trials: Trials in all (default ``search.n_trials``; with ``join``, the number
             the study was started with).
-        timeout: Stop starting new trials after this many seconds (per process; default
-            ``search.timeout``).
+        timeout: The search's wall-clock budget in seconds, per process (default
+            ``search.timeout``): no trial starts after it, and with the Optuna backend the
+            trial still running is stopped at it (PRUNED, with the reason), unless no trial
+            has completed yet; Ray stops its trials at ``time_budget_s``.
         storage: Optuna storage URL (default: SQLite file ``OUTPUT/study.db``), e.g.
             ``postgresql://user:pass@host/db`` or ``journal:///shared/study.log``.
         study: Study name (default ``search.study_name`` or ``"labelwise"``).

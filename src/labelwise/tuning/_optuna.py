@@ -146,6 +146,29 @@ def _report_callback(trial: Any, metric: str) -> Any:
     return eval_reporter(metric, on_eval)
 
 
+def _deadline_callback(trial: Any, deadline: float, timeout: float) -> Any:
+    """Stops the running trial at the search deadline (PRUNED, with the reason), so that
+    ``search.timeout`` is the search's wall-clock budget rather than the time after which
+    no trial starts. Not while no trial has completed: the search always ends with a model."""
+    from transformers import TrainerCallback
+
+    optuna = optuna_module()
+
+    class Deadline(TrainerCallback):
+        started = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if time.monotonic() < deadline or state.global_step >= state.max_steps:
+                return
+            reason = (f"stopped at step {state.global_step} of {state.max_steps}: the search "
+                      f"timeout ({timeout:g} s) was reached")
+            trial.set_user_attr("prune_reason", reason)
+            trial.set_user_attr("duration_s", round(time.perf_counter() - self.started, 3))
+            raise optuna.TrialPruned(reason)
+
+    return Deadline()
+
+
 def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: str,
                n_trials: int, timeout: float | None, output_dir: Path, worker: int = 0,
                threads: int | None = None, join: bool = False, study: Any = None,
@@ -160,8 +183,10 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
                            worker=worker, create=not join)
     if not _has_work(_states(study, storage), n_trials):
         return 0
+    deadline = time.monotonic() + timeout if timeout else None
     runner = TrialRunner(plan, space, threads=threads)
     metric, direction = plan.objective
+    COMPLETE = optuna.trial.TrialState.COMPLETE
     host = socket.gethostname()
 
     def objective(trial: Any) -> float:
@@ -170,8 +195,11 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
                            ("host", host), ("pid", os.getpid()),
                            ("schema_fingerprint", plan.schema.fingerprint)):
             trial.set_user_attr(key, value)
+        callbacks = [_report_callback(trial, metric)]
+        if deadline is not None and study.get_trials(deepcopy=False, states=(COMPLETE,)):
+            callbacks.append(_deadline_callback(trial, deadline, float(timeout or 0)))
         try:
-            outcome = runner.run(params, callbacks=(_report_callback(trial, metric),))
+            outcome = runner.run(params, callbacks=tuple(callbacks))
         except optuna.TrialPruned:
             raise
         except Exception as exc:
@@ -198,7 +226,6 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
         logger.info("trial %d %s value=%s params=%s best=%s%s", trial.number, trial.state.name,
                     value, trial.params, best, f" [{reason}]" if reason else "")
 
-    deadline = time.monotonic() + timeout if timeout else None
     ran = 0
     while deadline is None or time.monotonic() < deadline:
         with claim_lock(storage, study_name):  # count and claim as one step
