@@ -255,10 +255,12 @@ def render(results: dict[str, Any]) -> str:
                f"{budget / 60:.0f} minutes because the whole benchmark had to end by a set "
                "time (`--finish-by`): each remaining tune then gets an equal share of the time "
                "left, and its `search.timeout` shrinks by as much. The search starts no trial "
-               "after its timeout; the rest of the budget is held back for the trial still "
-               "running then, sized for a trial on cores shared with other work, so on a quiet "
-               "machine the command ends well inside its budget. Other load changes wall times "
-               "and how many trials fit, not what a given trial computes."), "",
+               "after its timeout, and stops the trial still running at it (PRUNED) when the "
+               "search timeout is longer than its first trial; the rest of the budget covers "
+               "start-up, the best model's test evaluation and the report. (Runs with a "
+               "search timeout far below the budget were made when labelwise still let the "
+               "running trial finish, and held the budget back for it.) Other load changes "
+               "wall times and how many trials fit, not what a given trial computes."), "",
               ("| dataset | plain: wall time, other load | tune: wall time / budget, other "
                "load | trials complete / pruned / failed | best params (valid objective) |"),
               "|---|---|---|---|---|"]

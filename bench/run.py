@@ -24,6 +24,7 @@ STEPS = {
     "tune": ["bench_tune.py", "--budget", "180", "--rows", "2000"],
     "datasets": ["bench_datasets.py"],
     "vs_plain": ["bench_vs_plain.py"],
+    "head": ["bench_head.py"],
     "scale": ["bench_scale.py", "--rows", "1000", "--trials", "4", "--repeats", "2"],
 }
 
