@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -37,6 +38,8 @@ def test_train_then_predict(tmp_path, tiny_model):
     assert result.exit_code == 0, result.output
     assert "num_labels=2 (2 classes in column 'label')" in " ".join(result.output.split())
     assert f"saved {out}" in " ".join(result.output.split())
+    assert re.search(r"thresholds \(tuned on validation\): pos \d\.\d{3}( \(default\))?$",
+                     result.output, re.M), result.output
     again = runner.invoke(app, ["train", "--config", str(config), "--output-dir", str(out)])
     assert again.exit_code == 2 and "LW331 output directory is not empty" in " ".join(
         again.output.split())

@@ -187,3 +187,14 @@ def test_threshold_curve():
     assert flat["precision"] == flat["recall"] == flat["f1"] == [0.0, 0.0, 0.0]
     with pytest.raises(ValueError, match="points must be an int >= 2"):
         threshold_curve(Y10, S10, points=1)
+
+
+def test_thresholds_line_names_each_label_and_marks_defaults():
+    from labelwise.render import thresholds_line
+    from labelwise.thresholds import Thresholds
+
+    t = Thresholds((0.3123, 0.5), ("tuned: max F1 on validation",
+                                   "default: only 2 positive(s) in validation"), (0.8, None))
+    assert thresholds_line(t, ["joy", "grief"]) == (
+        "thresholds (tuned on validation): joy 0.312, grief 0.500 (default) — 1 kept the "
+        "default: too few positive or negative validation rows to tune")

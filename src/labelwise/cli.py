@@ -333,7 +333,12 @@ def train(
             callbacks=[RichProgress(console)]))
         print_metrics(result.metrics, console)
         if result.thresholds is not None:
-            console.print(f"thresholds (tuned on validation): {list(result.thresholds.values)}")
+            from labelwise.render import thresholds_line
+
+            schema = result.plan.schema
+            names = ([str(schema.positive)] if len(result.thresholds.values) == 1
+                     else schema.label_names)
+            console.print(thresholds_line(result.thresholds, names), highlight=False)
         s = result.stats
         console.print(f"trained {s['steps']} steps in {s['train_seconds']:.1f} s "
                       f"({s['samples_per_second']:.1f} samples/s, {s['pad_share']:.1%} padding)")

@@ -6,7 +6,7 @@ from typing import Any
 
 from labelwise.findings import Finding
 
-__all__ = ["print_inspection", "print_findings", "finding_line"]
+__all__ = ["print_inspection", "print_findings", "finding_line", "thresholds_line"]
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 _SPLIT_TITLES = {"train": "train", "valid": "validation", "test": "test"}
@@ -111,3 +111,15 @@ def print_plan(plan: Any, console: Any) -> None:
     console.print("\n[bold]Findings[/]")
     print_findings(plan.findings, console)
     console.print("[green]preflight passed[/]: nothing was loaded or written")
+
+
+def thresholds_line(thresholds: Any, names: Any) -> str:
+    """``thresholds (tuned on validation): joy 0.31, grief 0.50 (default), ...``: one
+    threshold per label name, three decimals, the labels that kept the default marked."""
+    parts = [f"{name} {value:.3f}" + ("" if method.startswith("tuned") else " (default)")
+             for name, value, method in zip(names, thresholds.values, thresholds.methods,
+                                            strict=False)]
+    kept = sum(1 for m in thresholds.methods if not m.startswith("tuned"))
+    note = (f" — {kept} kept the default: too few positive or negative validation rows to tune"
+            if kept else "")
+    return f"thresholds (tuned on validation): {', '.join(parts)}{note}"
