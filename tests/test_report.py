@@ -142,6 +142,8 @@ def test_model_card_names_labels_metrics_and_usage(runs):
     assert "tuned: max F1 on validation" in card
     assert 'pipeline("text-classification", model=MODEL_DIR, top_k=None)' in card
     assert "labelwise.predict(MODEL_DIR" in card and "| learning_rate | `5e-05` |" in card
+    assert ("New head, bias at start: training prior (log-odds of each label's training "
+            "frequency).") in " ".join(card.split())
     best = (runs["search"] / "best" / "README.md").read_text()
     assert "Chosen by hyperparameter search (trial" in best and "| 1 | pos | 24 |" in best
 

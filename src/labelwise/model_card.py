@@ -195,8 +195,14 @@ def _hyperparameters(plan: Mapping[str, Any], manifest: Mapping[str, Any]) -> li
     if "trial" in manifest:
         params = json.dumps(manifest.get("params") or {})
         out += [f"Chosen by hyperparameter search (trial {manifest['trial']}): `{params}`.", ""]
+    decided = {d.get("key"): d for d in plan.get("decisions") or []}
+    start = ""
+    if "head_bias" in decided:
+        d = decided["head_bias"]
+        start = f" New head, bias at start: {d['value']} ({d['reason']})."
     out += [(f"Head: `{contract.get('problem_type')}`, {contract.get('num_labels')} outputs, "
-             f"loss `{contract.get('loss')}`, max length {manifest.get('max_length')}."), ""]
+             f"loss `{contract.get('loss')}`, max length {manifest.get('max_length')}.{start}"),
+            ""]
     return out + _table(["train setting", "value"],
                         [[k, f"`{json.dumps(v)}`"] for k, v in train.items()])
 
