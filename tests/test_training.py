@@ -268,3 +268,13 @@ def test_early_stopping_follows_the_objective(tmp_path, tiny_model):
              if "eval_f1" in r]
     assert result.stats["steps"] < 60  # stopped: the objective did not improve
     assert len(evals) == 3  # the first evaluation, then two without improvement
+
+
+def test_evaluations_are_evenly_spaced_and_the_last_is_on_the_last_step(tmp_path, tiny_model):
+    # 48 rows at batch 8: 6 steps an epoch. 4 evaluations an epoch cannot be evenly placed:
+    # every 2 steps (3 an epoch), never an extra one just before or after the last step
+    config = make_config(tmp_path, tiny_model, "multiclass",
+                         train={"max_steps": None, "epochs": 2, "evals_per_epoch": 4})
+    out = train(config).output_dir
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in log if "eval_loss" in h] == [2, 4, 6, 8, 10, 12]
