@@ -217,11 +217,13 @@ def _older_runs(data: dict[str, Any]) -> list[str]:
     no_deadline = [n for n, t in started.items() if t < DEADLINE_SINCE]
     out = []
     if no_head:
-        out.append(f"The tunes of {', '.join(no_head)} ran an older labelwise, in which a new "
+        out.append(f"The tune{'s' * (len(no_head) > 1)} of {', '.join(no_head)} ran an older "
+                   "labelwise, in which a new "
                    "head started at zero bias and learned at the encoder's rate.")
     if no_deadline:
-        out.append(f"The tunes of {', '.join(no_deadline)} let the trial running at the "
-                   "search timeout finish, so their search timeouts leave room for it.")
+        out.append(f"The tune{'s' * (len(no_deadline) > 1)} of {', '.join(no_deadline)} let "
+                   "the trial running at the search timeout finish, so their search timeouts "
+                   "leave room for it.")
     return ["", " ".join(out)] if out else []
 
 
@@ -280,7 +282,7 @@ def render(results: dict[str, Any]) -> str:
                "time (`--finish-by`): each remaining tune then gets an equal share of the time "
                "left, and its `search.timeout` shrinks by as much. The search starts no trial "
                "after its timeout, and stops the trial still running at it (PRUNED) when the "
-               "search timeout is longer than its first trial; the rest of the budget covers "
+               "search has a completed trial; the rest of the budget covers "
                "start-up, the best model's test evaluation and the report. Other load "
                "changes wall times and how many trials fit, not what a given trial "
                "computes."), "",
