@@ -216,6 +216,7 @@ def test_search_timeout_stops_the_running_trial_once_one_has_completed(tmp_path,
     assert last.state == "PRUNED", (last.state, last.reason)
     assert re.fullmatch(r"stopped at step \d+ of \d+: the search timeout \(8 s\) was reached",
                         last.reason)
+    assert 0 < last.step_seconds <= last.duration_s  # its steps count as training time
     assert result.best_trial == 0
     assert (tmp_path / "out" / "best" / "model.safetensors").read_bytes() == best
 

@@ -146,7 +146,7 @@ def _report_callback(trial: Any, metric: str) -> Any:
     return eval_reporter(metric, on_eval)
 
 
-def _deadline_callback(trial: Any, deadline: float, timeout: float) -> Any:
+def _deadline_callback(trial: Any, deadline: float, timeout: float, reporter: Any) -> Any:
     """Stops the running trial at the search deadline (PRUNED, with the reason), so that
     ``search.timeout`` is the search's wall-clock budget rather than the time after which
     no trial starts. Not while no trial has completed: the search always ends with a model."""
@@ -163,6 +163,8 @@ def _deadline_callback(trial: Any, deadline: float, timeout: float) -> Any:
             reason = (f"stopped at step {state.global_step} of {state.max_steps}: the search "
                       f"timeout ({timeout:g} s) was reached")
             trial.set_user_attr("prune_reason", reason)
+            # the reporter runs first (callbacks run in order) and has timed this step
+            trial.set_user_attr("step_seconds", round(reporter.step_seconds, 3))
             trial.set_user_attr("duration_s", round(time.perf_counter() - self.started, 3))
             raise optuna.TrialPruned(reason)
 
@@ -197,7 +199,8 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
             trial.set_user_attr(key, value)
         callbacks = [_report_callback(trial, metric)]
         if deadline is not None and study.get_trials(deepcopy=False, states=(COMPLETE,)):
-            callbacks.append(_deadline_callback(trial, deadline, float(timeout or 0)))
+            callbacks.append(_deadline_callback(trial, deadline, float(timeout or 0),
+                                                reporter=callbacks[0]))
         try:
             outcome = runner.run(params, callbacks=tuple(callbacks))
         except optuna.TrialPruned:
