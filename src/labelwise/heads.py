@@ -6,9 +6,8 @@ labels, about 4% positive each) the first epoch at learning rate 1e-4 went into 
 biases from 0 towards -3, and the model never got past predicting the label frequencies
 (validation macro-F1 0.09). Starting the bias at the training prior removes that phase
 (macro-F1 0.36 after the same epoch; bench/bench_head.py): the "initialise the final
-layer well" advice of
-Karpathy's training recipe, and the prior initialisation of the focal-loss paper (Lin et al.,
-2017).
+layer well" advice of Karpathy's training recipe, and the prior initialisation of the
+focal-loss paper (Lin et al., 2017).
 
 The prior, by contract:
 
@@ -53,8 +52,9 @@ def head_prior(targets: np.ndarray, contract: HeadContract) -> np.ndarray:
 
 def new_parameters(model: Any, *, base_state: dict[str, Any] | None = None,
                    loading_info: dict[str, Any] | None = None) -> set[str]:
-    """Names of the parameters the checkpoint did not provide (the new head)."""
-    names = {n for n, _ in model.named_parameters()}
+    """Names of the weights (parameters and buffers) the checkpoint did not provide: the new
+    head."""
+    names = set(model.state_dict())
     if base_state is not None:
         return names - set(base_state)
     info = loading_info or {}

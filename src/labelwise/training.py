@@ -107,8 +107,10 @@ def prepare(plan: Plan, *, max_length: int | None = None, use_cache: bool = True
 
 def load_base_state(plan: Plan) -> dict[str, Any]:
     """The pretrained weights without the new head, loaded once and kept in memory."""
+    from labelwise.heads import new_parameters
+
     model, info = build_model(plan, loading_info=True)
-    head = set(info.get("missing_keys", ())) | set(info.get("mismatched_keys", ()))
+    head = new_parameters(model, loading_info=info)
     return {k: v.detach().clone() for k, v in model.state_dict().items() if k not in head}
 
 
