@@ -258,7 +258,10 @@ def render(results: dict[str, Any]) -> str:
               "go_emotions macro-F1 with per-label thresholds tuned on validation; emobank "
               "the mean Pearson r of V, A, D); TPE sampler, median pruner, learning rate, "
               "batch size (16/32) and warmup (0/0.1) searched, and the new head's learning "
-              "rate where the config's space has it; epochs fixed per dataset."),
+              "rate where the config's space has it; epochs fixed per dataset. Where the "
+              "runs table says \"refit\" (`search.refit: true`), the best trial's params are "
+              "trained once more on train + validation inside the same budget, and that model "
+              "gives the test figures."),
              ("- The targets are those set for `labelwise tune` **within 30 minutes**; a tune "
               "that got less (runs table) may miss a target it would meet at 30 minutes. "
               "The machine was shared with other work during some runs (the "
@@ -301,6 +304,8 @@ def render(results: dict[str, Any]) -> str:
                 notes.append("budget cut")
             if not tune.get("within_budget"):
                 notes.append("**over budget**")
+            if (tune["config"].get("search") or {}).get("refit"):
+                notes.append("best params refit on train + valid")
             if tune.get("finished"):
                 notes.append(f"finished {tune['finished'].replace('T', ' ')[:16]} UTC")
             tu = (f"{tune['wall_seconds'] / 60:.1f} / {tune['budget_seconds'] / 60:.0f} min "
