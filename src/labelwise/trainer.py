@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import Trainer, TrainerCallback
 
+from labelwise._memory import trim_heap
 from labelwise.batching import (Collator, EncodedDataset, LengthBucketBatchSampler,
                                 SortedBatchSampler)
 from labelwise.contract import HeadContract
@@ -60,6 +61,10 @@ class LabelwiseTrainer(Trainer):
             dataset.lengths, self.args.eval_batch_size), collate_fn=eval_collator,
             num_workers=0)
         return self.accelerator.prepare(loader)
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        trim_heap()  # training's freed gradients and activations, before evaluation allocates
+        return super().evaluate(*args, **kwargs)
 
     # -- optimizer -----------------------------------------------------------------------
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
