@@ -198,3 +198,51 @@ def test_thresholds_line_names_each_label_and_marks_defaults():
     assert thresholds_line(t, ["joy", "grief"]) == (
         "thresholds (tuned on validation): joy 0.312, grief 0.500 (default) — 1 kept the "
         "default: too few positive or negative validation rows to tune")
+
+
+# Three positives among eleven: F1 gains by calling every non-trivial score positive, accuracy
+# by calling only the top one.
+Y11 = np.array([1, 1, 1] + [0] * 8)
+S11 = np.array([0.45, 0.3, 0.32, 0.4, 0.35, 0.33, 0.1, 0.1, 0.1, 0.1, 0.1])
+
+
+def test_accuracy_metric_picks_the_most_accurate_threshold():
+    f1 = tune(task="binary", y_true=Y11, scores=S11, class_names=["n", "p"], min_positives=1)
+    acc = tune(task="binary", y_true=Y11, scores=S11, class_names=["n", "p"], min_positives=1,
+               metric="accuracy")
+    assert f1.values == pytest.approx((0.2,)) and f1.methods == (TUNED,)
+    assert acc.values == pytest.approx((0.425,))
+    assert acc.methods == ("tuned: max accuracy on validation",)
+    assert acc.f1 == (0.5,)  # the F1 at the chosen threshold, whatever chose it
+    right = [int(((S11 >= v) == Y11).sum()) for v in (f1.values[0], acc.values[0], 0.5)]
+    assert right == [8, 9, 8]  # rows right: F1's threshold, accuracy's, the default
+
+
+def test_unknown_threshold_metric_is_refused():
+    with pytest.raises(ValueError, match=r"^metric must be one of \['f1', 'accuracy'\]; "
+                                         r"got 'mcc'$"):
+        tune_thresholds(task="binary", y_true=Y10, scores=S10, class_names=["n", "p"],
+                        metric="mcc")
+
+
+@settings(max_examples=200, deadline=None)
+@given(multilabel_data(), st.integers(1, 6))
+def test_tuned_accuracy_is_the_best_of_every_candidate(data, min_positives):
+    y, s = data
+    names = [f"l{j}" for j in range(y.shape[1])]
+    t = tune(task="multilabel", y_true=y, scores=s, class_names=names,
+             min_positives=min_positives, metric="accuracy")
+    pred = apply_thresholds(s, t)
+    for j, method in enumerate(t.methods):
+        if not method.startswith("tuned"):
+            assert t.values[j] == 0.5
+            continue
+        assert method == "tuned: max accuracy on validation"
+        col = y[:, j]
+        tuned = float((pred[:, j] == col).mean())
+        distinct = np.unique(s[:, j])
+        candidates = np.clip(np.concatenate([(distinct[:-1] + distinct[1:]) / 2,
+                                             distinct[:1], [0.5]]), 0.01, 0.99)
+        best = max(float(((s[:, j] >= c) == col).mean()) for c in candidates)
+        assert tuned == pytest.approx(best, abs=1e-12)
+        assert t.f1[j] == pytest.approx(f1_score(col, pred[:, j], zero_division=0), abs=1e-6)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from labelwise._preflight import preflight
 from labelwise.config import config_from_dict
 from labelwise.errors import ConfigError
 from labelwise.prediction import predict
@@ -278,3 +279,19 @@ def test_evaluations_are_evenly_spaced_and_the_last_is_on_the_last_step(tmp_path
     out = train(config).output_dir
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [h["step"] for h in log if "eval_loss" in h] == [2, 4, 6, 8, 10, 12]
+
+
+@pytest.mark.parametrize(("objective", "setting", "decision"), [
+    ("accuracy", "auto", ("max accuracy on validation", "the objective is accuracy")),
+    ("f1", "auto", ("max F1 on validation", "the objective is f1, not accuracy")),
+    ("accuracy", "f1", ("max F1 on validation", "config (train.threshold_metric)")),
+])
+def test_thresholds_follow_the_objective(tmp_path, tiny_model, objective, setting, decision):
+    config = make_config(tmp_path, tiny_model, "binary",
+                         train={"threshold_metric": setting},
+                         search={"objective": {"metric": objective, "direction": "maximize"}})
+    plan = preflight(config)
+    assert {d.key: (d.value, d.reason) for d in plan.decisions}["thresholds"] == decision
+    result = train(config)
+    saved = json.loads((result.output_dir / "labelwise.json").read_text())["thresholds"]
+    assert saved["methods"] == [f"tuned: {decision[0]}"]

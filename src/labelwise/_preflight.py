@@ -24,7 +24,8 @@ from labelwise.model_ref import ModelRef, model_findings, resolve_model
 from labelwise.schema import LabelSchema
 from labelwise.space import apply_params, check_space, space_points
 
-__all__ = ["Decision", "Plan", "preflight", "contract_options", "default_objective"]
+__all__ = ["Decision", "Plan", "preflight", "contract_options", "default_objective",
+           "threshold_metric"]
 
 logger = logging.getLogger("labelwise")
 
@@ -62,6 +63,11 @@ class Plan:
     findings: Findings = field(default_factory=Findings)
     source: str | None = None
 
+    @property
+    def threshold_metric(self) -> str:
+        """What binary and multilabel thresholds maximise on validation."""
+        return threshold_metric(self.config, self.objective)[0]
+
     def lines(self) -> list[str]:
         return [str(d) for d in self.decisions]
 
@@ -93,6 +99,17 @@ def contract_options(config: RunConfig) -> ContractOptions:
                            label_smoothing=t.label_smoothing,
                            label_smoothing_mode=t.label_smoothing_mode,
                            problem_type=m.problem_type, num_labels=m.num_labels)
+
+
+def threshold_metric(config: RunConfig, objective: tuple[str, str]) -> tuple[str, str]:
+    """``train.threshold_metric`` resolved, and why: ``auto`` follows the objective
+    (accuracy or subset accuracy: accuracy; anything else: F1)."""
+    chosen = config.train.threshold_metric
+    if chosen != "auto":
+        return chosen, "config (train.threshold_metric)"
+    if objective[0] in ("accuracy", "subset_accuracy"):
+        return "accuracy", f"the objective is {objective[0]}"
+    return "f1", f"the objective is {objective[0]}, not accuracy"
 
 
 def default_objective(task: Task) -> tuple[str, str]:
@@ -250,6 +267,11 @@ def _decisions(config: RunConfig, data: LoadedData, contract: HeadContract, mode
                  "config" if config.search and config.search.objective else
                  f"default for a {s.task} task"),
     ]
+    if contract.decision_rule in ("threshold", "per_label_thresholds"):
+        metric, why = threshold_metric(config, objective)
+        per = " per label" if contract.decision_rule == "per_label_thresholds" else ""
+        out.append(Decision("thresholds", f"max {'F1' if metric == 'f1' else metric}{per} "
+                            "on validation", why))
     if contract.class_weights:
         out.append(Decision("class_weights", list(contract.class_weights),
                             f"train.class_weights={config.train.class_weights!r}"))

@@ -89,6 +89,9 @@ class TrainConfig(_Section):
     early_stopping_patience: int | None = Field(None, ge=1)
     length_bucketing: bool = True
     threads: int | None = Field(None, ge=1)
+    # what binary / multilabel thresholds maximise on validation; auto: the objective's
+    # kind (accuracy for an accuracy objective, F1 otherwise)
+    threshold_metric: Literal["auto", "f1", "accuracy"] = "auto"
 
 
 class FloatDistribution(_Section):

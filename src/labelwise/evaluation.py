@@ -1,7 +1,7 @@
 """From logits and targets to metrics, with the decision rule and thresholds of the contract.
 
 Binary and multilabel thresholds are tuned on the validation split (maximum F1 per label,
-see :mod:`labelwise.thresholds`) and then applied unchanged to every other split. The
+or maximum accuracy when the plan says so, see :mod:`labelwise.thresholds`) and then applied unchanged to every other split. The
 metrics reported on validation during training use thresholds tuned on that same split
 (what the saved model will do); test metrics use the validation thresholds, so they stay
 honest.
@@ -42,15 +42,18 @@ def evaluate_logits(
     thresholds: Thresholds | None = None,
     tune: bool = False,
     full: bool = True,
+    threshold_metric: str = "f1",
 ) -> tuple[dict[str, Any], Thresholds | None]:
-    """Metrics of one split, and the thresholds used (tuned here when ``tune``)."""
+    """Metrics of one split, and the thresholds used (tuned here for ``threshold_metric``
+    when ``tune``)."""
     scores = scores_from_logits(logits, contract)
     y = y_for_metrics(targets, contract)
     names = list(schema.label_names)
     task = schema.task.value
     if uses_thresholds(contract) and (tune or thresholds is None):
         if tune:
-            thresholds = tune_thresholds(task=task, y_true=y, scores=scores, class_names=names)
+            thresholds = tune_thresholds(task=task, y_true=y, scores=scores, class_names=names,
+                                         metric=threshold_metric)
     values: Any = None
     if uses_thresholds(contract) and thresholds is not None:
         values = thresholds.values[0] if task == "binary" else list(thresholds.values)

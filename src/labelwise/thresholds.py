@@ -6,16 +6,20 @@ label. :func:`tune_thresholds` picks each from the validation data by this rule.
 **The rule.** A label is tuned only when the validation data hold at least
 ``min_positives`` (default 5) positive rows and at least one negative row for it. A tuned
 label gets the threshold that maximises its F1 on the validation data, with method
-``"tuned: max F1 on validation"``. Any other label keeps ``default`` (0.5), with method
+``"tuned: max F1 on validation"``, or with ``metric="accuracy"`` its accuracy (the share of
+rows whose 0/1 prediction for that label is right), with method
+``"tuned: max accuracy on validation"``. Any other label keeps ``default`` (0.5), with method
 ``"default: only N positive(s) in validation"`` (fewer than ``min_positives`` positives) or
 ``"default: no negative rows in validation"`` (every row positive), and F1 ``None``.
 
 How a tuned threshold is chosen: the candidates are the midpoints between consecutive
 distinct scores (each gives the predictions of "score >= the upper of the two"), the lowest
 score (every row positive) and ``default`` itself; all are clipped to [0.01, 0.99], and the
-F1 of each is read off :func:`sklearn.metrics.precision_recall_curve`. The highest F1 wins;
-ties go to the candidate closest to ``default`` (0.5). Because ``default`` is a candidate,
-a tuned threshold never has a lower F1 on the validation data than the default has.
+F1 of each is read off :func:`sklearn.metrics.precision_recall_curve` (accuracy is counted
+from the sorted scores). The highest value wins; ties go to the candidate closest to
+``default`` (0.5). Because ``default`` is a candidate, a tuned threshold never scores lower
+on the validation data than the default does. ``Thresholds.f1`` holds the validation F1 at
+each tuned threshold, whichever metric chose it.
 
 :func:`apply_thresholds` turns scores into 0/1 predictions (``score >= threshold``), and
 :func:`threshold_curve` gives precision, recall and F1 over a threshold grid for plots.
@@ -39,11 +43,15 @@ __all__ = [
     "threshold_curve",
     "apply_thresholds",
     "CLIP",
+    "METRICS",
     "TUNED",
+    "TUNED_ACCURACY",
 ]
 
 CLIP = (0.01, 0.99)
 TUNED = "tuned: max F1 on validation"
+TUNED_ACCURACY = "tuned: max accuracy on validation"
+METRICS = ("f1", "accuracy")
 NO_NEGATIVES = "default: no negative rows in validation"
 _TIE = 1e-12
 
@@ -110,8 +118,10 @@ def tune_thresholds(
     class_names: Sequence[str],
     min_positives: int = 5,
     default: float = 0.5,
+    metric: str = "f1",
 ) -> Thresholds:
-    """Tune one threshold per label to maximise F1 on validation data (see the rule above).
+    """Tune one threshold per label to maximise ``metric`` (F1 or accuracy) on validation
+    data (see the rule above).
 
     Args:
         task: ``"binary"`` or ``"multilabel"``.
@@ -121,6 +131,7 @@ def tune_thresholds(
         class_names: Binary: the 2 class names. Multilabel: the ``k`` label names.
         min_positives: Fewest positive rows a label needs to be tuned (at least 1).
         default: The threshold kept by labels that are not tuned, and the tie-breaker.
+        metric: ``"f1"`` or ``"accuracy"``: what each label's threshold maximises.
 
     Returns:
         One threshold for a binary task, ``k`` for a multilabel task.
@@ -136,6 +147,8 @@ def tune_thresholds(
         raise ValueError(f"min_positives must be an int >= 1; got {min_positives!r}")
     if not 0.0 <= float(default) <= 1.0:
         raise ValueError(f"default must be in [0, 1]; got {default!r}")
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {list(METRICS)}; got {metric!r}")
     names = [str(c) for c in class_names]
     if name == "binary":
         y1, s1 = _coerce_binary(y_true, scores, names)
@@ -154,9 +167,9 @@ def tune_thresholds(
                            else NO_NEGATIVES)
             f1s.append(None)
             continue
-        threshold, f1 = _best_threshold(col, s[:, j], float(default))
+        threshold, f1 = _best_threshold(col, s[:, j], float(default), metric)
         values.append(threshold)
-        methods.append(TUNED)
+        methods.append(TUNED if metric == "f1" else TUNED_ACCURACY)
         f1s.append(_r(f1))
     return Thresholds(values=tuple(values), methods=tuple(methods), f1=tuple(f1s))
 
@@ -242,12 +255,23 @@ def _lookup(y: np.ndarray, s: np.ndarray,
             np.where(inside, f1[idx], 0.0))
 
 
-def _best_threshold(y: np.ndarray, s: np.ndarray, default: float) -> tuple[float, float]:
-    """The clipped threshold with the highest F1 (ties: closest to ``default``), and its F1."""
+def _accuracy(y: np.ndarray, s: np.ndarray, thetas: np.ndarray) -> np.ndarray:
+    """Accuracy of ``s >= theta`` for each theta: right positives plus right negatives."""
+    pos, neg = np.sort(s[y == 1]), np.sort(s[y == 0])
+    true_pos = pos.size - np.searchsorted(pos, thetas, side="left")
+    true_neg = np.searchsorted(neg, thetas, side="left")
+    return (true_pos + true_neg) / y.size
+
+
+def _best_threshold(y: np.ndarray, s: np.ndarray, default: float,
+                    metric: str = "f1") -> tuple[float, float]:
+    """The clipped threshold with the highest ``metric`` (ties: closest to ``default``),
+    and the F1 there."""
     distinct = np.unique(s)
     candidates = np.concatenate([(distinct[:-1] + distinct[1:]) / 2, distinct[:1], [default]])
     candidates = np.unique(np.clip(candidates, *CLIP))
     _, _, f1 = _lookup(y, s, candidates)
-    tied = np.flatnonzero(f1 >= f1.max() - _TIE)
+    score = f1 if metric == "f1" else _accuracy(y, s, candidates)
+    tied = np.flatnonzero(score >= score.max() - _TIE)
     best = tied[np.argmin(np.abs(candidates[tied] - default))]
     return float(candidates[best]), float(f1[best])

@@ -244,6 +244,7 @@ def fit(prepared: Prepared, *, plan: Plan | None = None, work: Path,
     passes its own plan, whose config and contract may differ)."""
     from transformers import PrinterCallback, TrainerCallback
 
+    from labelwise._memory import trim_heap
     from labelwise.batching import EncodedDataset, pad_stats
     from labelwise.evaluation import evaluate_logits
     from labelwise.trainer import LabelwiseTrainer, StepTimer, collator_for
@@ -255,6 +256,7 @@ def fit(prepared: Prepared, *, plan: Plan | None = None, work: Path,
                               prepared.targets("train", plan))
     valid_ds = EncodedDataset(prepared.encoded_at("valid", max_length),
                               prepared.targets("valid", plan))
+    trim_heap()
     head: set[str] = set()
     if model is None:
         model, head = _new_model(prepared, plan)
@@ -265,7 +267,7 @@ def fit(prepared: Prepared, *, plan: Plan | None = None, work: Path,
         last["eval"] = (np.asarray(logits), np.asarray(pred.label_ids))
         metrics, _ = evaluate_logits(np.asarray(logits), np.asarray(pred.label_ids),
                                      contract=plan.contract, schema=plan.schema, tune=True,
-                                     full=False)
+                                     full=False, threshold_metric=plan.threshold_metric)
         return metrics
 
     class _Step(TrainerCallback):
@@ -324,7 +326,7 @@ def final_metrics(prepared: Prepared, model: Any, *, plan: Plan | None = None,
         tune = split == "valid" and thresholds is None
         out[split], tuned = evaluate_logits(logits, targets, contract=plan.contract,
                                             schema=plan.schema, thresholds=thresholds,
-                                            tune=tune)
+                                            tune=tune, threshold_metric=plan.threshold_metric)
         if tune:
             thresholds = tuned
     return out, thresholds
