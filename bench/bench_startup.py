@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import write_results
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
 SEARCH = """search:
@@ -63,7 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "startup.json")
     args = parser.parse_args()
     exe = str(Path(sys.executable).with_name("labelwise"))
     largest = max(args.data.glob("*/train.*"), key=lambda p: p.stat().st_size)
@@ -105,11 +107,7 @@ def main() -> None:
         "plain_trainer_onehot3_mistake": {"runs": plain_runs, "median_wall_s": plain_median},
         "ratio_plain_error_over_check_error": round(plain_median / mistake["median_s"], 1),
     }
-    text = json.dumps(out, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    print(text)
+    write_results(out, args.out)
 
 
 if __name__ == "__main__":

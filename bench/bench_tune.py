@@ -12,7 +12,10 @@ process, one after the other.
 
 Reported per tool: finished trials (complete + pruned) per hour of total wall time (from
 process start: imports, tokenizing and model loading count), best validation accuracy,
-and the share of wall time spent outside optimizer steps.
+and the share of wall time spent outside optimizer steps. For labelwise that share is split
+into the part inside trials (building the trial's model and Trainer, evaluations, metrics)
+and the part outside them (imports, tokenizing, loading the base weights, the study's
+bookkeeping between trials, saving ``best/``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _results import write_results
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "trec"
@@ -55,7 +60,8 @@ print(json.dumps({"tool": "labelwise tune", "budget_s": args["budget"],
                   "total_wall_s": round(time.perf_counter() - START, 2), "states": counts,
                   "finished_trials": counts.get("COMPLETE", 0) + counts.get("PRUNED", 0),
                   "best_objective": result.best_value, "best_params": result.best_params,
-                  "step_seconds": result.stats["step_seconds"]}))
+                  "step_seconds": result.stats["step_seconds"],
+                  "trial_seconds": result.stats["trial_seconds"]}))
 """
 
 
@@ -68,8 +74,14 @@ def run(cmd: list[str]) -> dict:
 
 def derived(r: dict) -> dict:
     hours = r["total_wall_s"] / 3600
-    return {**r, "trials_per_hour": round(r["finished_trials"] / hours, 1),
-            "outside_steps_share": round(1 - r["step_seconds"] / r["total_wall_s"], 4)}
+    out = {**r, "trials_per_hour": round(r["finished_trials"] / hours, 1),
+           "outside_steps_share": round(1 - r["step_seconds"] / r["total_wall_s"], 4)}
+    if "trial_seconds" in r:  # labelwise: where the time outside steps goes
+        total = r["total_wall_s"]
+        out["outside_breakdown"] = {
+            "inside_trials": round((r["trial_seconds"] - r["step_seconds"]) / total, 4),
+            "outside_trials": round((total - r["trial_seconds"]) / total, 4)}
+    return out
 
 
 def main() -> None:
@@ -78,7 +90,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000, help="training rows; 0: all")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--evals-per-epoch", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "tune.json")
     args = parser.parse_args()
     import pandas as pd
 
@@ -104,11 +116,7 @@ def main() -> None:
            "date": time.strftime("%Y-%m-%d"),
            "plain": plain, "labelwise": ours,
            "trials_per_hour_ratio": round(ours["trials_per_hour"] / plain["trials_per_hour"], 2)}
-    text = json.dumps(out, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    print(text)
+    write_results(out, args.out)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Every benchmark in BENCHMARKS.md, one after another (``make bench``).
 
-    .venv/bin/python bench/run.py [--only startup,train,tune,datasets,vs_plain,scale]
+    .venv/bin/python bench/run.py [--only startup,train,step,tune,datasets,vs_plain,head,scale]
 
 Each script writes its raw results to ``bench/results/`` and prints its figures;
 ``bench_vs_plain.py`` also regenerates its section of BENCHMARKS.md. They run one at a
@@ -21,7 +21,8 @@ HERE = Path(__file__).resolve().parent
 STEPS = {
     "startup": ["bench_startup.py", "--runs", "5"],
     "train": ["bench_train.py", "--steps", "200", "--repeats", "2"],
-    "tune": ["bench_tune.py", "--budget", "180", "--rows", "2000"],
+    "step": ["bench_step.py"],
+    "tune": ["bench_tune.py", "--budget", "900", "--rows", "0", "--epochs", "2"],
     "datasets": ["bench_datasets.py"],
     "vs_plain": ["bench_vs_plain.py"],
     "head": ["bench_head.py"],

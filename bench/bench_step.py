@@ -1,0 +1,148 @@
+"""Where one training step of MiniLM goes on this CPU, and what could make it faster.
+
+    .venv/bin/python bench/bench_step.py --out bench/results/step.json
+
+The same step the Trainer takes (fp32, fused AdamW, gradient clipping at 1.0, gradients set to
+None), timed by phase on real batch shapes: the first --rows sst2 training rows, tokenized at
+max_length 128, sorted by length and cut into batches of 32 (as length buckets make them); a
+fixed random choice of --batches of those batches, the same for every variant. Variants, each
+over the same batches after --warmup untimed ones:
+
+- ``eager``: the step as Trainer and labelwise run it;
+- ``frozen_word_embeddings``: the word-embedding matrix (11.7M of MiniLM's 22.7M parameters)
+  left out of the optimizer, the largest step cost that is not a matmul of the encoder;
+- ``compiled``: ``torch.compile(model, dynamic=True)`` (the batch lengths vary), with its
+  compile time (the first step) reported apart.
+
+Each variant runs in this one process, on a fresh copy of the model, one after the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from _results import write_results
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent.parent / "shared" / "data" / "sst2" / "train.csv"
+PHASES = ("forward", "backward", "clip", "optimizer", "zero_grad")
+
+
+def batches(rows: int, n: int, seed: int) -> list[dict[str, Any]]:
+    import numpy as np
+    import pandas as pd
+    import torch
+    from transformers import AutoTokenizer
+
+    from labelwise.model_ref import default_model_path
+
+    tok = AutoTokenizer.from_pretrained(str(default_model_path()))
+    texts = pd.read_csv(DATA)["text"].astype(str).head(rows).tolist()
+    ids = tok(texts, truncation=True, max_length=128)["input_ids"]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    groups = [order[i:i + 32] for i in range(0, len(order) - 31, 32)]
+    pick = np.random.default_rng(seed).choice(len(groups), size=n, replace=False)
+    out = []
+    for g in pick:
+        rows_ = [ids[i] for i in groups[g]]
+        width = max(len(r) for r in rows_)
+        input_ids = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows_])
+        out.append({"input_ids": input_ids,
+                    "attention_mask": (input_ids != tok.pad_token_id).long(),
+                    "labels": torch.randint(0, 2, (len(rows_),))})
+    return out
+
+
+def run(model: Any, data: list[dict[str, Any]], warmup: int, *, freeze: bool = False,
+        compiled: bool = False) -> dict[str, Any]:
+    import torch
+
+    model.train()
+    for p in model.bert.embeddings.word_embeddings.parameters():
+        p.requires_grad_(not freeze)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-5, fused=True, weight_decay=0.0)
+    step_model = torch.compile(model, dynamic=True) if compiled else model
+    totals = dict.fromkeys(PHASES, 0.0)
+    first = None
+    for i, batch in enumerate(data[:warmup] + data):
+        t0 = time.perf_counter()
+        loss = step_model(**batch).loss
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        t3 = time.perf_counter()
+        opt.step()
+        t4 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        t5 = time.perf_counter()
+        if i == 0:
+            first = t5 - t0
+        if i >= warmup:
+            for key, value in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+                totals[key] += value
+    n = len(data)
+    step = sum(totals.values()) / n
+    return {"step_ms": round(1000 * step, 1),
+            "phases_ms": {k: round(1000 * v / n, 1) for k, v in totals.items()},
+            "phase_shares": {k: round(v / n / step, 4) for k, v in totals.items()},
+            "first_step_s": round(first or 0.0, 2),
+            "trainable_params": sum(p.numel() for p in params)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=4000)
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "step.json")
+    args = parser.parse_args()
+    import torch
+    import transformers
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    from labelwise.model_ref import default_model_path
+
+    hf_logging.set_verbosity_error()
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    torch.manual_seed(args.seed)
+    data = batches(args.rows, args.batches, args.seed)
+    base = AutoModelForSequenceClassification.from_pretrained(str(default_model_path()),
+                                                              num_labels=2)
+    results = {}
+    for name, kw in (("eager", {}), ("frozen_word_embeddings", {"freeze": True}),
+                     ("compiled", {"compiled": True})):
+        results[name] = run(copy.deepcopy(base), data, args.warmup, **kw)
+        print(name, json.dumps(results[name]), flush=True)
+    eager = results["eager"]["step_ms"]
+    for r in results.values():
+        r["speedup_vs_eager"] = round(eager / r["step_ms"], 3)
+    out = {"benchmark": "step_breakdown",
+           "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, Python "
+                      f"{platform.python_version()}, torch {torch.__version__}, transformers "
+                      f"{transformers.__version__}",
+           "date": time.strftime("%Y-%m-%d"),
+           "data": f"sst2 train, first {args.rows} rows, {args.batches} length-sorted batches "
+                   f"of 32 (+{args.warmup} warm-up)",
+           "mean_tokens_per_row": round(float(sum(int(b["attention_mask"].sum())
+                                                  for b in data)) / (32 * len(data)), 1),
+           "variants": results}
+    write_results(out, args.out)
+
+
+if __name__ == "__main__":
+    main()
