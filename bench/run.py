@@ -22,7 +22,7 @@ STEPS = {
     "startup": ["bench_startup.py", "--runs", "5"],
     "train": ["bench_train.py", "--steps", "200", "--repeats", "2"],
     "step": ["bench_step.py"],
-    "tune": ["bench_tune.py", "--budget", "900", "--rows", "0", "--epochs", "2"],
+    "tune": ["bench_tune.py", "--budget", "180", "--rows", "2000"],
     "datasets": ["bench_datasets.py"],
     "vs_plain": ["bench_vs_plain.py"],
     "head": ["bench_head.py"],
