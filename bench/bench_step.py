@@ -14,7 +14,8 @@ over the same batches after --warmup untimed ones:
 - ``compiled``: ``torch.compile(model, dynamic=True)`` (the batch lengths vary), with its
   compile time (the first step) reported apart.
 
-Each variant runs in this one process, on a fresh copy of the model, one after the other.
+Each variant runs in this one process, on a fresh copy of the model; the cycle over the
+variants is repeated (--repeats) and each variant reports its median cycle.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="cycles over the variants")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "step.json")
     args = parser.parse_args()
     import torch
@@ -123,11 +125,17 @@ def main() -> None:
     data = batches(args.rows, args.batches, args.seed)
     base = AutoModelForSequenceClassification.from_pretrained(str(default_model_path()),
                                                               num_labels=2)
-    results = {}
-    for name, kw in (("eager", {}), ("frozen_word_embeddings", {"freeze": True}),
-                     ("compiled", {"compiled": True})):
-        results[name] = run(copy.deepcopy(base), data, args.warmup, **kw)
-        print(name, json.dumps(results[name]), flush=True)
+    variants = (("eager", {}), ("frozen_word_embeddings", {"freeze": True}),
+                ("compiled", {"compiled": True}))
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
+    for cycle in range(args.repeats):  # the cycle is repeated: the machine's speed drifts
+        for name, kw in variants:
+            runs[name].append(run(copy.deepcopy(base), data, args.warmup, **kw))
+            print(cycle, name, json.dumps(runs[name][-1]), flush=True)
+    # each variant's run with the median step time (the lower middle one for an even count)
+    results = {name: {**sorted(r, key=lambda x: x["step_ms"])[(len(r) - 1) // 2],
+                      "step_ms_each_cycle": [x["step_ms"] for x in r]}
+               for name, r in runs.items()}
     eager = results["eager"]["step_ms"]
     for r in results.values():
         r["speedup_vs_eager"] = round(eager / r["step_ms"], 3)

@@ -221,9 +221,11 @@ def _older_runs(data: dict[str, Any]) -> list[str]:
                    "labelwise, in which a new "
                    "head started at zero bias and learned at the encoder's rate.")
     if no_deadline:
-        out.append(f"The tune{'s' * (len(no_deadline) > 1)} of {', '.join(no_deadline)} let "
-                   "the trial running at the search timeout finish, so their search timeouts "
-                   "leave room for it.")
+        many = len(no_deadline) > 1
+        out.append(f"The tune{'s' * many} of {', '.join(no_deadline)} let "
+                   "the trial running at the search timeout finish, so "
+                   f"{'their search timeouts leave' if many else 'its search timeout leaves'} "
+                   "room for it.")
     return ["", " ".join(out)] if out else []
 
 
@@ -254,7 +256,8 @@ def render(results: dict[str, Any]) -> str:
              (f"- **labelwise tune**: `labelwise tune --config bench/configs/tune_NAME.yaml` "
               f"with a wall-clock budget of **{budgets} for the whole command** "
               "(preflight, trials, the best model's test evaluation and the report). The "
-              "objective is the target metric on validation (sst2, ag_news, trec accuracy; "
+              "objective is the target metric on validation (sst2, ag_news, trec accuracy, "
+              "sst2's decision threshold tuned for accuracy on validation; "
               "go_emotions macro-F1 with per-label thresholds tuned on validation; emobank "
               "the mean Pearson r of V, A, D); TPE sampler, median pruner, learning rate, "
               "batch size (16/32) and warmup (0/0.1) searched, and the new head's learning "
