@@ -267,7 +267,7 @@ def _decisions(config: RunConfig, data: LoadedData, contract: HeadContract, mode
                  "config" if config.search and config.search.objective else
                  f"default for a {s.task} task"),
     ]
-    if contract.decision_rule in ("threshold", "per_label_thresholds"):
+    if contract.uses_thresholds:
         metric, why = threshold_metric(config, objective)
         per = " per label" if contract.decision_rule == "per_label_thresholds" else ""
         out.append(Decision("thresholds", f"max {'F1' if metric == 'f1' else metric}{per} "

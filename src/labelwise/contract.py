@@ -97,6 +97,11 @@ class HeadContract:
     schema_fingerprint: str
     findings: tuple[Finding, ...] = field(default=(), compare=False)
 
+    @property
+    def uses_thresholds(self) -> bool:
+        """Binary and multilabel heads decide by thresholds (tuned on validation)."""
+        return self.decision_rule in ("threshold", "per_label_thresholds")
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["task"] = self.task.value

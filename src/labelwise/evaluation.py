@@ -1,10 +1,10 @@
 """From logits and targets to metrics, with the decision rule and thresholds of the contract.
 
 Binary and multilabel thresholds are tuned on the validation split (maximum F1 per label,
-or maximum accuracy when the plan says so, see :mod:`labelwise.thresholds`) and then applied unchanged to every other split. The
-metrics reported on validation during training use thresholds tuned on that same split
-(what the saved model will do); test metrics use the validation thresholds, so they stay
-honest.
+or maximum accuracy when the plan says so, see :mod:`labelwise.thresholds`) and then
+applied unchanged to every other split. The metrics reported on validation during
+training use thresholds tuned on that same split (what the saved model will do); test
+metrics use the validation thresholds, so they stay honest.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ __all__ = ["y_for_metrics", "evaluate_logits", "uses_thresholds"]
 
 
 def uses_thresholds(contract: HeadContract) -> bool:
-    return contract.decision_rule in ("threshold", "per_label_thresholds")
+    return contract.uses_thresholds
 
 
 def y_for_metrics(targets: np.ndarray, contract: HeadContract) -> np.ndarray:
