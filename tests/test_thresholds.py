@@ -122,14 +122,19 @@ def multilabel_data(draw):
     return y, s
 
 
-@settings(max_examples=200, deadline=None)
-@given(multilabel_data(), st.integers(1, 6))
-def test_tuned_f1_is_never_below_f1_at_default(data, min_positives):
+def tuned_multilabel(data, min_positives, metric):
+    """Targets, scores, the thresholds tuned for ``metric`` and their 0/1 predictions."""
     y, s = data
     names = [f"l{j}" for j in range(y.shape[1])]
     t = tune(task="multilabel", y_true=y, scores=s, class_names=names,
-             min_positives=min_positives)
-    pred = apply_thresholds(s, t)
+             min_positives=min_positives, metric=metric)
+    return y, s, t, apply_thresholds(s, t)
+
+
+@settings(max_examples=200, deadline=None)
+@given(multilabel_data(), st.integers(1, 6))
+def test_tuned_f1_is_never_below_f1_at_default(data, min_positives):
+    y, s, t, pred = tuned_multilabel(data, min_positives, "f1")
     for j, method in enumerate(t.methods):
         positives = int(y[:, j].sum())
         if method != TUNED:
@@ -228,11 +233,7 @@ def test_unknown_threshold_metric_is_refused():
 @settings(max_examples=200, deadline=None)
 @given(multilabel_data(), st.integers(1, 6))
 def test_tuned_accuracy_is_the_best_of_every_candidate(data, min_positives):
-    y, s = data
-    names = [f"l{j}" for j in range(y.shape[1])]
-    t = tune(task="multilabel", y_true=y, scores=s, class_names=names,
-             min_positives=min_positives, metric="accuracy")
-    pred = apply_thresholds(s, t)
+    y, s, t, pred = tuned_multilabel(data, min_positives, "accuracy")
     for j, method in enumerate(t.methods):
         if not method.startswith("tuned"):
             assert t.values[j] == 0.5
