@@ -263,6 +263,7 @@ def _decisions(config: RunConfig, data: LoadedData, contract: HeadContract, mode
             f"the checkpoint is a classifier with {model.head_width} labels"),
         *_head_decisions(config, new_head=not model.is_classifier or config.model.reinit_head,
                          activation=contract.activation),
+        _embedding_rows(config),
         Decision("objective", f"{objective[0]} ({objective[1]})",
                  "config" if config.search and config.search.objective else
                  f"default for a {s.task} task"),
@@ -285,6 +286,18 @@ def _decisions(config: RunConfig, data: LoadedData, contract: HeadContract, mode
         out.append(Decision("valid", f"{data.carve.n_valid} rows carved from train",
                             f"{data.carve.method}, seed {data.carve.seed}"))
     return out
+
+
+def _embedding_rows(config: RunConfig) -> Decision:
+    """Which word-embedding rows training updates (see ``labelwise.embedding_rows``)."""
+    t = config.train
+    if t.embedding_rows == "all":
+        return Decision("embedding_rows", "all", "config (train.embedding_rows: all)")
+    if t.weight_decay > 0:
+        return Decision("embedding_rows", "all", f"weight decay {t.weight_decay} moves the "
+                        "rows no batch uses too")
+    return Decision("embedding_rows", "tokens in train and valid", "no other row gets a "
+                    "gradient, and AdamW at weight decay 0 leaves them as they are")
 
 
 _PRIOR = {"sigmoid": "log-odds of each label's training frequency",

@@ -88,6 +88,10 @@ class TrainConfig(_Section):
     evals_per_epoch: int = Field(1, ge=1, le=100)
     early_stopping_patience: int | None = Field(None, ge=1)
     length_bucketing: bool = True
+    # used: train only the word-embedding rows of tokens in the train and valid splits (the
+    # same model at weight_decay 0, where AdamW leaves the other rows as they are; with
+    # weight decay the whole matrix is trained); all: always the whole matrix
+    embedding_rows: Literal["used", "all"] = "used"
     threads: int | None = Field(None, ge=1)
     # what binary / multilabel thresholds maximise on validation; auto: the objective's
     # kind (accuracy for an accuracy objective, F1 otherwise)

@@ -58,6 +58,7 @@ class Prepared:
     sep_id: int
     base_state: dict[str, Any] | None = None
     templates: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    _used_ids: dict[int, np.ndarray] = field(default_factory=dict)
 
     def targets(self, split: str, plan: Plan | None = None) -> np.ndarray:
         """The split's targets in the dtype and shape of ``plan``'s contract."""
@@ -67,6 +68,16 @@ class Prepared:
         """The split cut to ``max_length`` (shared longest tokenization)."""
         enc = self.encoded[split]
         return enc if max_length >= enc.max_length else enc.cut(max_length, self.sep_id)
+
+    def used_ids(self, max_length: int) -> np.ndarray:
+        """The token ids that training and validation batches can hold at ``max_length``."""
+        from labelwise.embedding_rows import used_token_ids
+
+        if max_length not in self._used_ids:
+            self._used_ids[max_length] = used_token_ids(
+                *(self.encoded_at(s, max_length).ids for s in ("train", "valid")),
+                special_ids=list(self.tokenizer.all_special_ids))
+        return self._used_ids[max_length]
 
 
 def set_threads(config: RunConfig) -> int:
@@ -205,6 +216,7 @@ class FitResult:
     pad_share: float
     best_metric: float | None
     last_eval: tuple[int, np.ndarray, np.ndarray] | None = None  # (step, logits, targets)
+    embedding_rows: int | None = None  # word-embedding rows trained (None: all of them)
 
 
 def _new_model(prepared: Prepared, plan: Plan) -> tuple[Any, set[str]]:
@@ -235,6 +247,18 @@ def _new_model(prepared: Prepared, plan: Plan) -> tuple[Any, set[str]]:
         init_head_bias(model, new=head, targets=prepared.targets("train", plan),
                        contract=plan.contract)
     return model, head
+
+
+def _cut_embeddings(model: Any, prepared: Prepared, plan: Plan) -> Any:
+    """Cut the word embeddings to the rows the data uses when that trains the same model
+    (``train.embedding_rows: used`` at weight decay 0; see ``labelwise.embedding_rows``)."""
+    from labelwise.embedding_rows import cut_word_embeddings
+
+    t = plan.config.train
+    if t.embedding_rows != "used" or t.weight_decay > 0:
+        return None
+    cut = cut_word_embeddings(model, prepared.used_ids(plan.config.model.max_length))
+    return cut
 
 
 def fit(prepared: Prepared, *, plan: Plan | None = None, work: Path,
@@ -281,6 +305,7 @@ def fit(prepared: Prepared, *, plan: Plan | None = None, work: Path,
         from transformers import EarlyStoppingCallback
 
         extra.append(EarlyStoppingCallback(cfg.train.early_stopping_patience))
+    cut = _cut_embeddings(model, prepared, plan)
     collator = collator_for(prepared.pad_id, plan.contract)
     trainer = LabelwiseTrainer(model=model, args=_training_args(cfg, plan, work, len(train_ds),
                                                                  save=save),
@@ -293,12 +318,14 @@ def fit(prepared: Prepared, *, plan: Plan | None = None, work: Path,
     start = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - start
+    trained = cut.restore(trainer.model) if cut is not None else trainer.model
     stats = pad_stats(collator)
     last_eval = (last["step"], *last["eval"]) if "step" in last and not save else None
-    return FitResult(trainer.model, list(trainer.state.log_history), seconds,
+    return FitResult(trained, list(trainer.state.log_history), seconds,
                      timer.step_seconds, int(out.global_step),
                      float(out.metrics.get("train_samples_per_second", 0.0)),
-                     stats["pad_share"], trainer.state.best_metric, last_eval)
+                     stats["pad_share"], trainer.state.best_metric, last_eval,
+                     cut.rows if cut is not None else None)
 
 
 def final_metrics(prepared: Prepared, model: Any, *, plan: Plan | None = None,
@@ -409,6 +436,7 @@ def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bo
              "step_seconds": round(result.step_seconds, 3), "steps": result.steps,
              "samples_per_second": round(result.samples_per_second, 3),
              "pad_share": result.pad_share, "best_metric": result.best_metric,
+             "embedding_rows_trained": result.embedding_rows or "all",
              "total_seconds": round(time.perf_counter() - started, 3)}
     final = work / "final"
     save_model_dir(final, plan=plan, model=result.model, tokenizer=prepared.tokenizer,
