@@ -7,7 +7,10 @@ import os
 import pytest
 
 from labelwise import _memory
-from labelwise._memory import trim_heap
+import gc
+import weakref
+
+from labelwise._memory import frozen_heap, trim_heap
 
 
 def _rss_mib() -> float:
@@ -29,3 +32,32 @@ def test_trim_heap_returns_freed_pages() -> None:
 def test_trim_heap_without_malloc_trim(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_memory, "_malloc_trim", lambda: None)
     assert trim_heap() is False
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the cyclic collector frees it
+
+
+def test_frozen_heap_hides_what_lived_before_and_collects_what_came_after() -> None:
+    before = _Node()
+    gone_before = weakref.ref(before)
+    with frozen_heap():
+        assert gc.get_freeze_count() > 0
+        during = _Node()
+        gone_during = weakref.ref(during)
+        del before, during
+        trim_heap()
+        assert gone_during() is None  # made inside the block: collected
+        assert gone_before() is not None  # frozen: not scanned inside the block
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert gone_before() is None  # unfrozen after the block: collected again
+
+
+def test_frozen_heap_nested_leaves_the_thaw_to_the_outermost() -> None:
+    with frozen_heap():
+        with frozen_heap():
+            pass
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0

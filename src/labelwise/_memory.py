@@ -6,6 +6,12 @@ model is built (pandas frames and audit tables of preflight are garbage by then)
 before each evaluation (gradients and activations of training are freed, and evaluation
 imports scikit-learn), :func:`trim_heap` hands those pages back, so they do not add to the
 peak. It is a no-op where the C library has no ``malloc_trim``.
+
+Each of those collections used to scan every object of torch, transformers and the loaded
+data: 0.17 s a collection with MiniLM loaded, four times a trial in a search (before the
+model, at each evaluation, and Optuna's collection after the trial). :func:`frozen_heap`
+moves what is alive once setup is done out of the collector's sight (``gc.freeze``), so a
+collection scans only what the run or trial made since.
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
-__all__ = ["trim_heap"]
+__all__ = ["trim_heap", "frozen_heap"]
 
 
 @cache
@@ -34,3 +42,20 @@ def trim_heap() -> bool:
     gc.collect()
     trim = _malloc_trim()
     return bool(trim(0)) if trim is not None else False
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Collect, then freeze every object alive now for the ``with`` block (the imports, the
+    tokenized data, the base weights: what lives as long as the run), and unfreeze after,
+    so that a cycle among them that becomes garbage later is still collected. Enter it only
+    where no per-trial object is alive; nested blocks are left to the outermost."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

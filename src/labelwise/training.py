@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from labelwise._memory import frozen_heap
 from labelwise.artifacts import partial_dir, publish, save_model_dir
 from labelwise.config import RunConfig, load_config
 from labelwise.errors import ConfigError, SchemaMismatchError
@@ -429,8 +430,9 @@ def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bo
     started = time.perf_counter()
     prepared = prepare(plan)
     prep_seconds = time.perf_counter() - started
-    result = fit(prepared, work=work, callbacks=callbacks, resume_from=resume_from)
-    metrics, thresholds = final_metrics(prepared, result.model)
+    with frozen_heap():  # the loaded data and weights: out of every collection's scan
+        result = fit(prepared, work=work, callbacks=callbacks, resume_from=resume_from)
+        metrics, thresholds = final_metrics(prepared, result.model)
     stats = {"threads": threads, "prepare_seconds": round(prep_seconds, 3),
              "train_seconds": round(result.train_seconds, 3),
              "step_seconds": round(result.step_seconds, 3), "steps": result.steps,

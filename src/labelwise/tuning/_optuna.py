@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labelwise._memory import frozen_heap
 from labelwise.errors import ConfigError, SchemaMismatchError
 from labelwise._preflight import Plan
 from labelwise.tuning._base import SearchBackend, SearchResult
@@ -230,18 +231,19 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
                     value, trial.params, best, f" [{reason}]" if reason else "")
 
     ran = 0
-    while deadline is None or time.monotonic() < deadline:
-        with claim_lock(storage, study_name):  # count and claim as one step
-            trials = _states(study, storage)
-            waiting = sum(1 for t in trials if t.state.name == "WAITING")
-            running = sum(1 for t in trials if t.state.name == "RUNNING")
-            if counted(trials) + running + waiting < n_trials:
-                study.enqueue_trial({})  # this process's slot: a WAITING trial, numbered now
-            elif not (orphans and waiting):
-                break  # every slot is taken; WAITING ones belong to other processes
-        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[log_trial],
-                       gc_after_trial=True)  # runs the oldest WAITING trial
-        ran += 1
+    with frozen_heap():  # the runner's data and weights: out of every collection's scan
+        while deadline is None or time.monotonic() < deadline:
+            with claim_lock(storage, study_name):  # count and claim as one step
+                trials = _states(study, storage)
+                waiting = sum(1 for t in trials if t.state.name == "WAITING")
+                running = sum(1 for t in trials if t.state.name == "RUNNING")
+                if counted(trials) + running + waiting < n_trials:
+                    study.enqueue_trial({})  # this process's slot: a WAITING trial, numbered now
+                elif not (orphans and waiting):
+                    break  # every slot is taken; WAITING ones belong to other processes
+            study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[log_trial],
+                           gc_after_trial=True)  # runs the oldest WAITING trial
+            ran += 1
     return ran
 
 
