@@ -5,7 +5,7 @@
 Each script writes its raw results to ``bench/results/`` and prints its figures;
 ``bench_vs_plain.py`` also regenerates its section of BENCHMARKS.md. They run one at a
 time, never two at once, since each measures speed or a wall-clock budget on the same
-cores. Run them on a quiet machine: the whole set takes about 3 hours on 2 CPU cores
+cores. Run them on a quiet machine: the whole set takes about 3.5 hours on 2 CPU cores
 (the five-dataset comparison alone is 5 x 20 minutes of search plus the plain scripts).
 """
 
@@ -23,6 +23,8 @@ STEPS = {
     "train": ["bench_train.py", "--steps", "200", "--repeats", "2"],
     "step": ["bench_step.py"],
     "tune": ["bench_tune.py", "--budget", "180", "--rows", "2000"],
+    "tune_full": ["bench_tune.py", "--budget", "900", "--rows", "0", "--epochs", "2",
+                  "--out", "bench/results/tune_full_trec.json"],
     "datasets": ["bench_datasets.py"],
     "vs_plain": ["bench_vs_plain.py"],
     "head": ["bench_head.py"],

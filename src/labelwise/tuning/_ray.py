@@ -134,6 +134,7 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
     """The Ray trainable: one trial of the search (see the module docstring)."""
     from ray import tune
 
+    from labelwise._memory import frozen_heap
     from labelwise.metrics import primary_metrics
     from labelwise.tuning._runner import eval_reporter, save_if_best
 
@@ -150,7 +151,8 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
                 tune.report({"objective": value, "step": state.global_step,
                              "step_seconds": round(reporter.step_seconds, 3)})
 
-        outcome = runner.run(params, callbacks=(eval_reporter(metric, on_eval),))
+        with frozen_heap():  # the runner's data and weights: out of the trial's collections
+            outcome = runner.run(params, callbacks=(eval_reporter(metric, on_eval),))
         save_if_best(outcome, number=number, direction=direction,
                      output_dir=Path(spec["output_dir"]), tokenizer=runner.prepared.tokenizer,
                      extra={"params": params, "study": spec["name"], "backend": "ray"})
