@@ -258,8 +258,7 @@ def _cut_embeddings(model: Any, prepared: Prepared, plan: Plan) -> Any:
     t = plan.config.train
     if t.embedding_rows != "used" or t.weight_decay > 0:
         return None
-    cut = cut_word_embeddings(model, prepared.used_ids(plan.config.model.max_length))
-    return cut
+    return cut_word_embeddings(model, prepared.used_ids(plan.config.model.max_length))
 
 
 def fit(prepared: Prepared, *, plan: Plan | None = None, work: Path,
