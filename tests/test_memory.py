@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import weakref
 
 import pytest
 
 from labelwise import _memory
-import gc
-import weakref
-
 from labelwise._memory import frozen_heap, trim_heap
 
 

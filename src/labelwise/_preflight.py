@@ -25,7 +25,7 @@ from labelwise.schema import LabelSchema
 from labelwise.space import apply_params, check_space, space_points
 
 __all__ = ["Decision", "Plan", "preflight", "contract_options", "default_objective",
-           "threshold_metric"]
+           "threshold_metric", "embedding_rows"]
 
 logger = logging.getLogger("labelwise")
 
@@ -67,6 +67,11 @@ class Plan:
     def threshold_metric(self) -> str:
         """What binary and multilabel thresholds maximise on validation."""
         return threshold_metric(self.config, self.objective)[0]
+
+    @property
+    def cuts_embedding_rows(self) -> bool:
+        """Training updates only the word-embedding rows of tokens in train and valid."""
+        return embedding_rows(self.config)[0] != "all"
 
     def lines(self) -> list[str]:
         return [str(d) for d in self.decisions]
@@ -263,7 +268,7 @@ def _decisions(config: RunConfig, data: LoadedData, contract: HeadContract, mode
             f"the checkpoint is a classifier with {model.head_width} labels"),
         *_head_decisions(config, new_head=not model.is_classifier or config.model.reinit_head,
                          activation=contract.activation),
-        _embedding_rows(config),
+        Decision("embedding_rows", *embedding_rows(config)),
         Decision("objective", f"{objective[0]} ({objective[1]})",
                  "config" if config.search and config.search.objective else
                  f"default for a {s.task} task"),
@@ -288,16 +293,15 @@ def _decisions(config: RunConfig, data: LoadedData, contract: HeadContract, mode
     return out
 
 
-def _embedding_rows(config: RunConfig) -> Decision:
-    """Which word-embedding rows training updates (see ``labelwise.embedding_rows``)."""
+def embedding_rows(config: RunConfig) -> tuple[str, str]:
+    """Which word-embedding rows training updates, and why (see ``labelwise.embedding_rows``)."""
     t = config.train
     if t.embedding_rows == "all":
-        return Decision("embedding_rows", "all", "config (train.embedding_rows: all)")
+        return "all", "config (train.embedding_rows: all)"
     if t.weight_decay > 0:
-        return Decision("embedding_rows", "all", f"weight decay {t.weight_decay} moves the "
-                        "rows no batch uses too")
-    return Decision("embedding_rows", "tokens in train and valid", "no other row gets a "
-                    "gradient, and AdamW at weight decay 0 leaves them as they are")
+        return "all", f"weight decay {t.weight_decay} moves the rows no batch uses too"
+    return ("tokens in train and valid", "no other row gets a gradient, and AdamW at weight "
+            "decay 0 leaves them as they are")
 
 
 _PRIOR = {"sigmoid": "log-odds of each label's training frequency",

@@ -61,8 +61,7 @@ class RowCut:
         self.model = model
         self.full: nn.Embedding = model.get_input_embeddings()
         self.keep = torch.as_tensor(np.asarray(keep, dtype=np.int64))
-        self.cut = UsedRowsEmbedding(self.full, self.keep)
-        model.set_input_embeddings(self.cut)
+        model.set_input_embeddings(UsedRowsEmbedding(self.full, self.keep))
 
     @property
     def rows(self) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from labelwise._memory import frozen_heap
+from labelwise._memory import frozen_heap, trim_heap
 from labelwise.artifacts import partial_dir, publish, save_model_dir
 from labelwise.config import RunConfig, load_config
 from labelwise.errors import ConfigError, SchemaMismatchError
@@ -251,12 +251,11 @@ def _new_model(prepared: Prepared, plan: Plan) -> tuple[Any, set[str]]:
 
 
 def _cut_embeddings(model: Any, prepared: Prepared, plan: Plan) -> Any:
-    """Cut the word embeddings to the rows the data uses when that trains the same model
-    (``train.embedding_rows: used`` at weight decay 0; see ``labelwise.embedding_rows``)."""
+    """Cut the word embeddings to the rows the data uses when the plan says that trains the
+    same model (see ``labelwise.embedding_rows``)."""
     from labelwise.embedding_rows import cut_word_embeddings
 
-    t = plan.config.train
-    if t.embedding_rows != "used" or t.weight_decay > 0:
+    if not plan.cuts_embedding_rows:
         return None
     return cut_word_embeddings(model, prepared.used_ids(plan.config.model.max_length))
 
@@ -268,7 +267,6 @@ def fit(prepared: Prepared, *, plan: Plan | None = None, work: Path,
     passes its own plan, whose config and contract may differ)."""
     from transformers import PrinterCallback, TrainerCallback
 
-    from labelwise._memory import trim_heap
     from labelwise.batching import EncodedDataset, pad_stats
     from labelwise.evaluation import evaluate_logits
     from labelwise.trainer import LabelwiseTrainer, StepTimer, collator_for
