@@ -6,6 +6,7 @@ import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
@@ -18,7 +19,7 @@ from labelwise.errors import ConfigError
 from labelwise.heads import head_prior
 from labelwise.space import apply_params
 from labelwise.training import _new_model, load_base_state, prepare, train
-from test_training import make_config
+from test_training import make_config, texts
 
 
 def sigmoid(x):
@@ -73,8 +74,27 @@ def test_regression_head_starts_at_target_means(tmp_path, tiny_model):
 
 
 def test_head_bias_model_keeps_the_model_init(tmp_path, tiny_model):
-    model, _, _ = _model(tmp_path, tiny_model, "multiclass", model={"head_bias": "model"})
+    model, _, _ = _model(tmp_path, tiny_model, "multilabel", model={"head_bias": "model"})
     assert torch.count_nonzero(model.classifier.bias) == 0
+
+
+@pytest.mark.parametrize("task", ["multiclass", "binary"])
+def test_softmax_head_keeps_the_model_init_by_default(tmp_path, tiny_model, task):
+    model, _, _ = _model(tmp_path, tiny_model, task)
+    assert torch.count_nonzero(model.classifier.bias) == 0
+
+
+def test_head_bias_prior_starts_a_softmax_head_at_the_class_frequencies(tmp_path, tiny_model):
+    config = make_config(tmp_path, tiny_model, "multiclass", model={"head_bias": "prior"})
+    skewed = tmp_path / "skewed.csv"  # 30 a, 12 b, 6 c
+    pd.DataFrame({"text": texts(48), "label": ["a"] * 30 + ["b"] * 12 + ["c"] * 6}).to_csv(
+        skewed, index=False)
+    config = config.model_copy(update={"data": config.data.model_copy(
+        update={"train": str(skewed)})})
+    prepared = prepare(preflight(config))
+    model, _ = _new_model(prepared, prepared.plan)
+    logp = np.log(np.array([31.0, 13.0, 7.0]) / 51.0)
+    assert np.allclose(model.classifier.bias.detach().numpy(), logp - logp.mean(), atol=1e-5)
 
 
 class _Groups(TrainerCallback):
@@ -109,11 +129,27 @@ def test_bad_head_learning_rate_is_a_config_error(tmp_path, tiny_model):
 
 
 def test_plan_states_how_the_new_head_starts_and_learns(tmp_path, tiny_model):
-    plan = preflight(make_config(tmp_path, tiny_model, "binary",
+    plan = preflight(make_config(tmp_path, tiny_model, "multilabel",
                                  train={"head_learning_rate": 1e-3}))
     decisions = {d.key: (d.value, d.reason) for d in plan.decisions}
-    assert decisions["head_bias"] == ("training prior", "log of each class's training frequency")
+    assert decisions["head_bias"] == ("training prior",
+                                      "log-odds of each label's training frequency")
     assert decisions["head_learning_rate"][0] == 1e-3
+
+
+@pytest.mark.parametrize(("task", "head_bias", "expected"), [
+    ("binary", "auto", ("model init", "softmax head: the prior would start rare classes far "
+                        "below the rest")),
+    ("regression", "auto", ("training prior", "each target's training mean")),
+    ("multiclass", "prior", ("training prior", "config (model.head_bias: prior): log of each "
+                             "class's training frequency")),
+    ("multilabel", "model", ("model init", "config (model.head_bias: model)")),
+])
+def test_plan_says_where_the_head_bias_starts_and_why(tmp_path, tiny_model, task, head_bias,
+                                                      expected):
+    plan = preflight(make_config(tmp_path, tiny_model, task, model={"head_bias": head_bias}))
+    assert {d.key: (d.value, d.reason) for d in plan.decisions}["head_bias"] == expected
+    assert plan.head_bias_at_prior is (expected[0] == "training prior")
 
 
 def test_trial_models_are_independent_copies_with_a_head_of_their_seed(tmp_path, tiny_model):

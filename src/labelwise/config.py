@@ -61,7 +61,9 @@ class ModelConfig(_Section):
     trust_remote_code: bool = False
     revision: str | None = None
     dropout: float | None = Field(None, ge=0.0, lt=1.0)
-    head_bias: Literal["prior", "model"] = "prior"  # a new head's output bias: see heads.py
+    # a new head's output bias; auto: the training prior for sigmoid and regression heads,
+    # the model's init for softmax heads (see heads.py and _preflight.head_bias)
+    head_bias: Literal["auto", "prior", "model"] = "auto"
 
 
 class TrainConfig(_Section):

@@ -222,7 +222,7 @@ class FitResult:
 
 def _new_model(prepared: Prepared, plan: Plan) -> tuple[Any, set[str]]:
     """A model for ``plan`` and the names of its new head's parameters, whose output bias
-    starts at the training prior unless ``model.head_bias`` is ``model``."""
+    starts at the training prior when the plan says so (``Plan.head_bias_at_prior``)."""
     from transformers import set_seed
 
     from labelwise.heads import init_head_bias, new_parameters, reinit_head
@@ -244,7 +244,7 @@ def _new_model(prepared: Prepared, plan: Plan) -> tuple[Any, set[str]]:
     else:
         model, info = build_model(plan, config=cfg, loading_info=True)
         head = new_parameters(model, loading_info=info)
-    if cfg.model.head_bias == "prior":
+    if plan.head_bias_at_prior:
         init_head_bias(model, new=head, targets=prepared.targets("train", plan),
                        contract=plan.contract)
     return model, head
