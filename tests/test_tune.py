@@ -76,8 +76,8 @@ def test_failing_and_nan_trials_are_isolated(tmp_path, tiny_model, monkeypatch):
 
 
 def test_pruning_prunes_hopeless_choices(tmp_path, tiny_model):
-    config = make(tmp_path, tiny_model, n_trials=6, search={
-        "sampler": "random", "seed": 6,  # draws: good, good, hopeless, good, hopeless...
+    config = make(tmp_path, tiny_model, n_trials=10, search={
+        "sampler": "random", "seed": 6,  # the first 5 run to the end, then the median prunes
         "objective": {"metric": "loss", "direction": "minimize"}},
         # 1e-6 keeps the loss at its start (ln 2); 1.0 blows it up: a hopeless choice
         space={"train.learning_rate": {"type": "categorical", "choices": [1e-6, 1.0]}},
