@@ -3,8 +3,9 @@
     .venv/bin/python bench/bench_step.py --out bench/results/step.json
 
 The same step the Trainer takes (fp32, fused AdamW, gradient clipping at 1.0, gradients set to
-None), timed by phase on real batch shapes: the first --rows sst2 training rows, tokenized at
-max_length 128, sorted by length and cut into batches of 32 (as length buckets make them); a
+None), timed by phase on real batch shapes: the first --rows training rows of --data (sst2 unless
+told), tokenized at max_length 128, sorted by length and cut into batches of --batch-size (32
+unless told; as length buckets make them); a
 fixed random choice of --batches of those batches, the same for every variant. Variants, each
 over the same batches after --warmup untimed ones:
 
@@ -12,7 +13,7 @@ over the same batches after --warmup untimed ones:
 - ``frozen_word_embeddings``: the word-embedding matrix (11.7M of MiniLM's 22.7M parameters)
   left out of the optimizer, the largest step cost that is not a matmul of the encoder;
 - ``compact_vocabulary``: the word-embedding matrix cut to the rows of the token ids that occur
-  in sst2's training and validation files (9,510 of 30,522), ids remapped per batch. With
+  in the training and validation files (sst2: 9,510 of 30,522), ids remapped per batch. With
   weight decay 0 this trains exactly what ``eager`` trains: a row no batch uses gets a zero
   gradient, so AdamW never moves it;
 - ``compact_lazy_clip``: ``compact_vocabulary``, and the gradients multiplied by the clipping
@@ -42,13 +43,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from _results import write_results
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data" / "sst2" / "train.csv"
+DATA_ROOT = HERE.parent.parent / "shared" / "data"
 PHASES = ("forward", "backward", "clip", "optimizer", "zero_grad")
 VARIANTS = ("eager", "frozen_word_embeddings", "compact_vocabulary", "compact_lazy_clip",
             "compiled")
 
 
-def batches(rows: int, n: int, seed: int) -> list[dict[str, Any]]:
+def batches(data: Path, rows: int, n: int, seed: int, size: int) -> list[dict[str, Any]]:
     import numpy as np
     import pandas as pd
     import torch
@@ -57,10 +58,10 @@ def batches(rows: int, n: int, seed: int) -> list[dict[str, Any]]:
     from labelwise.model_ref import default_model_path
 
     tok = AutoTokenizer.from_pretrained(str(default_model_path()))
-    texts = pd.read_csv(DATA)["text"].astype(str).head(rows).tolist()
+    texts = pd.read_csv(data)["text"].astype(str).head(rows).tolist()
     ids = tok(texts, truncation=True, max_length=128)["input_ids"]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    groups = [order[i:i + 32] for i in range(0, len(order) - 31, 32)]
+    groups = [order[i:i + size] for i in range(0, len(order) - size + 1, size)]
     pick = np.random.default_rng(seed).choice(len(groups), size=n, replace=False)
     out = []
     for g in pick:
@@ -73,13 +74,13 @@ def batches(rows: int, n: int, seed: int) -> list[dict[str, Any]]:
     return out
 
 
-def vocabulary(tok: Any) -> list[int]:
-    """The token ids of sst2's training and validation files, special tokens included."""
+def vocabulary(tok: Any, data: Path) -> list[int]:
+    """The token ids of the training and validation files, special tokens included."""
     import pandas as pd
 
     ids = set(tok.all_special_ids)
     for split in ("train", "validation"):
-        texts = pd.read_csv(DATA.with_name(f"{split}.csv"))["text"].astype(str).tolist()
+        texts = pd.read_csv(data.with_name(f"{split}.csv"))["text"].astype(str).tolist()
         for row in tok(texts, truncation=True, max_length=128)["input_ids"]:
             ids.update(row)
     return sorted(ids)
@@ -148,11 +149,15 @@ def run(model: Any, data: list[dict[str, Any]], warmup: int, *, freeze: bool = F
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="sst2", help="a dataset under shared/data")
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rows", type=int, default=4000)
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="cycles over the variants")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: every core this process may use)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated, from: " + ", ".join(VARIANTS))
     parser.add_argument("--out", type=Path, default=HERE / "results" / "step.json")
@@ -165,12 +170,13 @@ def main() -> None:
     from labelwise.model_ref import default_model_path
 
     hf_logging.set_verbosity_error()
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
     torch.manual_seed(args.seed)
-    data = batches(args.rows, args.batches, args.seed)
+    source = DATA_ROOT / args.data / "train.csv"
+    data = batches(source, args.rows, args.batches, args.seed, args.batch_size)
     base = AutoModelForSequenceClassification.from_pretrained(str(default_model_path()),
                                                               num_labels=2)
-    keep = vocabulary(AutoTokenizer.from_pretrained(str(default_model_path())))
+    keep = vocabulary(AutoTokenizer.from_pretrained(str(default_model_path())), source)
     chosen = args.variants.split(",")
     variants = [(name, kw) for name, kw in (
         ("eager", {}), ("frozen_word_embeddings", {"freeze": True}),
@@ -190,14 +196,15 @@ def main() -> None:
     for r in results.values():
         r["speedup_vs_eager"] = round(eager / r["step_ms"], 3)
     out = {"benchmark": "step_breakdown",
-           "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, Python "
+           "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores "
+                      f"({torch.get_num_threads()} torch threads), Python "
                       f"{platform.python_version()}, torch {torch.__version__}, transformers "
                       f"{transformers.__version__}",
            "date": time.strftime("%Y-%m-%d"),
-           "data": f"sst2 train, first {args.rows} rows, {args.batches} length-sorted batches "
-                   f"of 32 (+{args.warmup} warm-up)",
+           "data": f"{args.data} train, first {args.rows} rows, {args.batches} length-sorted "
+                   f"batches of {args.batch_size} (+{args.warmup} warm-up)",
            "mean_tokens_per_row": round(float(sum(int(b["attention_mask"].sum())
-                                                  for b in data)) / (32 * len(data)), 1),
+                                                  for b in data)) / (args.batch_size * len(data)), 1),
            "variants": results}
     write_results(out, args.out)
 

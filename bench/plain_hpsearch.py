@@ -3,7 +3,7 @@
 Defaults as a user writes them: ``model_init`` loads the checkpoint from disk per trial,
 dynamic padding through the tokenizer, evaluation once per epoch, Optuna's default
 (median) pruner fed by Trainer's reports. Nothing from labelwise is imported. Prints JSON:
-trials by state, best objective, wall time, time inside optimizer steps.
+trials by state, best objective, wall time, time inside optimizer steps, every trial.
 
     python bench/plain_hpsearch.py --train T.csv --valid V.csv --budget 300 --out r.json
 """
@@ -118,7 +118,10 @@ def main() -> None:
            "total_wall_s": round(time.perf_counter() - START, 2), "states": states,
            "finished_trials": states.get("COMPLETE", 0) + states.get("PRUNED", 0),
            "best_objective": best.objective, "best_params": best.hyperparameters,
-           "step_seconds": round(StepTimer.seconds, 2)}
+           "step_seconds": round(StepTimer.seconds, 2),
+           "trials": [{"number": t.number, "state": t.state.name, "value": t.value,
+                       "params": t.params, "duration_s": round(t.duration.total_seconds(), 3)
+                       if t.duration else None} for t in study.trials]}
     if args.out:
         args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out))  # one line: the caller reads the last line

@@ -24,7 +24,7 @@ STEPS = {
     "step": ["bench_step.py"],
     "tune": ["bench_tune.py", "--budget", "180", "--rows", "2000"],
     "tune_full": ["bench_tune.py", "--budget", "900", "--rows", "0", "--epochs", "2",
-                  "--out", "bench/results/tune_full_trec.json"],
+                  "--workers", "2,1", "--out", "bench/results/tune_full_trec.json"],
     "datasets": ["bench_datasets.py"],
     "vs_plain": ["bench_vs_plain.py"],
     "head": ["bench_head.py"],
