@@ -203,8 +203,8 @@ def main() -> None:
            "date": time.strftime("%Y-%m-%d"),
            "data": f"{args.data} train, first {args.rows} rows, {args.batches} length-sorted "
                    f"batches of {args.batch_size} (+{args.warmup} warm-up)",
-           "mean_tokens_per_row": round(float(sum(int(b["attention_mask"].sum())
-                                                  for b in data)) / (args.batch_size * len(data)), 1),
+           "mean_tokens_per_row": round(sum(int(b["attention_mask"].sum()) for b in data)
+                                        / (args.batch_size * len(data)), 1),
            "variants": results}
     write_results(out, args.out)
 

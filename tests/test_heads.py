@@ -89,8 +89,7 @@ def test_head_bias_prior_starts_a_softmax_head_at_the_class_frequencies(tmp_path
     skewed = tmp_path / "skewed.csv"  # 30 a, 12 b, 6 c
     pd.DataFrame({"text": texts(48), "label": ["a"] * 30 + ["b"] * 12 + ["c"] * 6}).to_csv(
         skewed, index=False)
-    config = config.model_copy(update={"data": config.data.model_copy(
-        update={"train": str(skewed)})})
+    config = apply_params(config, {"data.train": str(skewed)})
     prepared = prepare(preflight(config))
     model, _ = _new_model(prepared, prepared.plan)
     logp = np.log(np.array([31.0, 13.0, 7.0]) / 51.0)
