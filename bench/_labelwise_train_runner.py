@@ -14,7 +14,7 @@ Measured exactly as bench/plain_trainer.py measures the plain Trainer (its funct
 imported): the fp32 matmul peak in this process before any data is read, the tokens the
 model really sees through the same forward pre-hook (training forwards only), the same
 useful-token FLOP formula, and ru_maxrss. The model is built as ``fit`` builds it
-(``set_seed(train.seed)``, then ``labelwise.training.build_model``) so that the hook can be
+(``set_seed(train.seed)``, then ``labelwise.training.train.build_model``) so that the hook can be
 attached before it is handed to ``fit``.
 
 Timing fields:
@@ -53,9 +53,9 @@ from plain_trainer import (  # noqa: E402
 )
 from transformers import TrainerCallback, set_seed  # noqa: E402
 
-from labelwise.config import config_from_dict  # noqa: E402
+from labelwise.plan.config import config_from_dict  # noqa: E402
 from labelwise import preflight  # noqa: E402
-from labelwise.training import build_model, fit, prepare, set_threads  # noqa: E402
+from labelwise.training.train import build_model, fit, prepare, set_threads  # noqa: E402
 
 VALID_ROWS = 64
 

@@ -55,7 +55,7 @@ def batches(data: Path, rows: int, n: int, seed: int, size: int) -> list[dict[st
     import torch
     from transformers import AutoTokenizer
 
-    from labelwise.model_ref import default_model_path
+    from labelwise.plan.model_ref import default_model_path
 
     tok = AutoTokenizer.from_pretrained(str(default_model_path()))
     texts = pd.read_csv(data)["text"].astype(str).head(rows).tolist()
@@ -167,7 +167,7 @@ def main() -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from labelwise.model_ref import default_model_path
+    from labelwise.plan.model_ref import default_model_path
 
     hf_logging.set_verbosity_error()
     torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))

@@ -46,7 +46,7 @@ RUNNER = """
 import json, os, sys, time
 START = time.perf_counter()
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-from labelwise.config import config_from_dict
+from labelwise.plan.config import config_from_dict
 from labelwise.tuning import tune
 args = json.loads(sys.argv[1])
 workers = args["workers"]

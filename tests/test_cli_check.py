@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 from typer.testing import CliRunner
 
-from labelwise.cli import app
+from labelwise.cli.app import app
 
 runner = CliRunner()
 
@@ -69,7 +69,7 @@ def test_check_without_config_file(tmp_path):
 
 def check_in_subprocess(config):
     """Run `labelwise check` in a fresh process; report its exit code and heavy imports."""
-    code = ("import sys\nfrom labelwise.cli import app\n"
+    code = ("import sys\nfrom labelwise.cli.app import app\n"
             f"try:\n    app(['check', '--config', {str(config)!r}])\n"
             "except SystemExit as e:\n    print('EXIT', e.code)\n"
             "print('HEAVY=' + ','.join(m for m in ('torch', 'transformers', 'optuna')"

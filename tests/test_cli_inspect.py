@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from labelwise.cli import app
+from labelwise.cli.app import app
 
 runner = CliRunner()
 
@@ -23,7 +23,7 @@ def write(tmp_path, labels, name="train.csv", column="label"):
 
 
 def lw(*args):
-    return subprocess.run([sys.executable, "-m", "labelwise.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "labelwise.cli.app", *map(str, args)],
                           capture_output=True, text=True)
 
 
@@ -74,12 +74,12 @@ def test_unusable_input_exits_2_with_one_line(tmp_path, args, message):
 
 
 def test_internal_fault_exits_1(tmp_path, monkeypatch):
-    import labelwise.inspection
+    import labelwise.data.inspection
 
     def boom(**kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(labelwise.inspection, "inspect_data", boom)
+    monkeypatch.setattr(labelwise.data.inspection, "inspect_data", boom)
     train = write(tmp_path, ["neg", "pos"] * 10)
     result = runner.invoke(app, ["inspect", str(train)])
     assert result.exit_code == 1

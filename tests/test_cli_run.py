@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from labelwise.cli import app
+from labelwise.cli.app import app
 
 runner = CliRunner()
 
@@ -59,7 +59,7 @@ def test_train_then_predict(tmp_path, tiny_model):
 
 def test_train_preflight_failure_exits_2_without_traceback(tmp_path, tiny_model):
     config = setup(tmp_path, tiny_model)
-    proc = subprocess.run([sys.executable, "-m", "labelwise.cli", "train", "--config",
+    proc = subprocess.run([sys.executable, "-m", "labelwise.cli.app", "train", "--config",
                            str(config), "--task", "multiclass", "--set",
                            "model.binary_head=one_logit", "--output-dir", str(tmp_path / "o")],
                           capture_output=True, text=True)
@@ -82,7 +82,7 @@ def test_tune_cli_and_dashboard(tmp_path, tiny_model):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "labelwise.cli", "dashboard", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "labelwise.cli.app", "dashboard", str(out),
                              "--port", str(port)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:

@@ -8,9 +8,9 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from labelwise.config import RunConfig, config_from_dict, load_config
+from labelwise.plan.config import RunConfig, config_from_dict, load_config
 from labelwise.errors import ConfigError
-from labelwise.space import apply_params, check_space, space_points
+from labelwise.plan.space import apply_params, check_space, space_points
 
 BASE = {"data": {"train": "t.csv"}}
 

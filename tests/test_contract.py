@@ -7,7 +7,7 @@ import re
 import pytest
 
 from labelwise import infer_schema
-from labelwise.contract import ContractOptions, derive_contract
+from labelwise.plan.contract import ContractOptions, derive_contract
 from labelwise.errors import ContractError
 
 SCHEMAS = {

@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from safetensors.numpy import load_file
 from torch import nn
 
-from labelwise._preflight import preflight
-from labelwise.config import config_from_dict
-from labelwise.embedding_rows import UsedRowsEmbedding, cut_word_embeddings, used_token_ids
-from labelwise.trainer import clip_gradients
-from labelwise.training import train
+from labelwise.plan.preflight import preflight
+from labelwise.plan.config import config_from_dict
+from labelwise.training.embedding_rows import UsedRowsEmbedding, cut_word_embeddings, used_token_ids
+from labelwise.training.trainer import clip_gradients
+from labelwise.training.train import train
 from test_training import make_config
 
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labelwise import infer_schema
-from labelwise.contract import ContractOptions, derive_contract
+from labelwise.plan.contract import ContractOptions, derive_contract
 from labelwise.errors import ContractError
-from labelwise.guard import check_batch
-from labelwise.training_targets import to_targets
+from labelwise.training.guard import check_batch
+from labelwise.plan.contract import to_targets
 
 CASES = {
     "binary": (infer_schema(["neg", "pos"]), ContractOptions(), ["neg", "pos"]),

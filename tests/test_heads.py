@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from transformers import TrainerCallback
 
-from labelwise._preflight import preflight
+from labelwise.plan.preflight import preflight
 from labelwise.errors import ConfigError
-from labelwise.heads import head_prior
-from labelwise.space import apply_params
-from labelwise.training import _new_model, load_base_state, prepare, train
+from labelwise.training.heads import head_prior
+from labelwise.plan.space import apply_params
+from labelwise.training.train import _new_model, load_base_state, prepare, train
 from test_training import make_config, texts
 
 

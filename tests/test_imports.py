@@ -10,8 +10,8 @@ HEAVY = ("torch", "transformers", "optuna", "ray", "datasets", "sklearn")
 CORE = """
 import sys, labelwise
 from labelwise import infer_schema, load_splits, audit
-import labelwise.labels, labelwise.schema, labelwise.auditing, labelwise.data, labelwise.errors
-import labelwise.findings, labelwise.inspection, labelwise.cli
+import labelwise.labels.inference, labelwise.labels.schema, labelwise.data.auditing, labelwise.data.loading, labelwise.errors
+import labelwise.findings, labelwise.data.inspection, labelwise.cli.app
 print(",".join(m for m in {heavy!r} if m in sys.modules))
 """
 
@@ -27,7 +27,7 @@ def test_inspect_run_imports_nothing_heavy(tmp_path):
     path.write_text("text,label\n" + "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(20)))
     code = (
         "import sys\n"
-        "from labelwise.cli import app\n"
+        "from labelwise.cli.app import app\n"
         f"try:\n    app(['inspect', {str(path)!r}, '--valid', {str(path)!r}])\n"
         "except SystemExit as e:\n    assert e.code == 0, e.code\n"
         "print('HEAVY=' + ','.join(m for m in ('torch', 'transformers', 'optuna')"
@@ -52,8 +52,8 @@ def test_core_imports_without_heavy_packages_installed():
 
 
 def test_top_level_verbs_are_callables_even_after_submodule_imports():
-    code = ("import labelwise, labelwise.auditing, labelwise.prediction, labelwise.tuning\n"
-            "import labelwise.training\n"
+    code = ("import labelwise, labelwise.data.auditing, labelwise.training.predict, labelwise.tuning\n"
+            "import labelwise.training.train\n"
             "names = ['audit', 'predict', 'tune', 'train', 'preflight', 'infer_schema',"
             " 'load_splits', 'inspect_data', 'derive_contract', 'check_batch']\n"
             "print(all(callable(getattr(labelwise, n)) for n in names))\n")

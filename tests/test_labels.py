@@ -11,7 +11,7 @@ import pytest
 
 from labelwise import infer_schema, infer_task
 from labelwise.errors import AmbiguousTaskError, LabelError
-from labelwise.labels import Task
+from labelwise.labels.inference import Task
 
 # values -> (task, classes or targets, label_format). The sklearn-style examples table.
 EXAMPLES = [

@@ -8,8 +8,8 @@ import weakref
 
 import pytest
 
-from labelwise import _memory
-from labelwise._memory import frozen_heap, trim_heap
+from labelwise.training import _memory
+from labelwise.training._memory import frozen_heap, trim_heap
 
 
 def _rss_mib() -> float:

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from labelwise.contract import METRICS
-from labelwise.labels import Task
-from labelwise.metrics import compute_metrics, primary_metrics
-from labelwise.thresholds import Thresholds
+from labelwise.plan.contract import METRICS
+from labelwise.labels.inference import Task
+from labelwise.scoring.metrics import compute_metrics, primary_metrics
+from labelwise.scoring.thresholds import Thresholds
 
 BIN_Y = [0, 0, 1, 1, 1]
 BIN_S = [0.1, 0.6, 0.4, 0.8, 0.9]
@@ -277,7 +277,7 @@ def test_refusals(kwargs, message):
 
 
 def test_modules_import_without_sklearn_or_scipy():
-    code = ("import sys, labelwise.metrics, labelwise.thresholds\n"
+    code = ("import sys, labelwise.scoring.metrics, labelwise.scoring.thresholds\n"
             "print(','.join(m for m in ('sklearn', 'scipy', 'torch', 'transformers', 'optuna')"
             " if m in sys.modules))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

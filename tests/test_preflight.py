@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from labelwise.config import config_from_dict
+from labelwise.plan.config import config_from_dict
 from labelwise.errors import PreflightError
 from labelwise import preflight
 
@@ -40,7 +40,7 @@ def expect_failure(config, *, search=False):
     """Preflight fails, and so does `train` (before loading a weight or writing a file)."""
     from pathlib import Path
 
-    from labelwise.training import train
+    from labelwise.training.train import train
 
     with pytest.raises(PreflightError) as info:
         preflight(config, search=search)

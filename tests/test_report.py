@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from labelwise.cli import app
-from labelwise.config import config_from_dict
+from labelwise.cli.app import app
+from labelwise.plan.config import config_from_dict
 from labelwise.errors import DataError
-from labelwise.report import write_report
-from labelwise.training import train
+from labelwise.report.html import write_report
+from labelwise.training.train import train
 from labelwise.tuning import tune
 
 WORDS = "good bad great awful fine film movie plot story funny boring sad happy".split()
@@ -111,7 +111,7 @@ def test_report_of_a_run_whose_data_are_gone(runs, tmp_path):
     assert "the training data could not be read again" in page
     assert "train file not found" in page
     assert _plot_ids(page) == {"plot-curves", "plot-confusion"}  # from the saved files only
-    from labelwise.model_card import write_model_card
+    from labelwise.outputs.model_card import write_model_card
 
     card = write_model_card(moved).read_text()
     assert "Training counts: unavailable" in card and "train file not found" in card
@@ -162,7 +162,7 @@ def test_model_card_snippets_run(runs, name):
 
 
 def test_cli_report_flags_and_a_failing_report(tmp_path, tiny_model, monkeypatch):
-    import labelwise.report
+    import labelwise.report.html
 
     config = tmp_path / "run.yaml"  # JSON is YAML
     cfg = _config(tmp_path / "d", tiny_model, "multiclass").model_dump(mode="json")
@@ -171,7 +171,7 @@ def test_cli_report_flags_and_a_failing_report(tmp_path, tiny_model, monkeypatch
     def broken(*args, **kwargs):
         raise RuntimeError("no plot today")
 
-    monkeypatch.setattr(labelwise.report, "write_report", broken)
+    monkeypatch.setattr(labelwise.report.html, "write_report", broken)
     result = runner.invoke(app, ["train", "--config", str(config), "-o", str(tmp_path / "a")])
     assert result.exit_code == 0, result.output
     assert "the report was not written: RuntimeError: no plot today" in " ".join(

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from labelwise import LabelSchema, infer_schema
 from labelwise.errors import LabelError, SchemaMismatchError
-from labelwise.labels import Task
+from labelwise.labels.inference import Task
 
 names = st.text(alphabet="abcdefghij:/ _-", min_size=1, max_size=8).filter(
     lambda s: s.strip() == s and s.strip() != "" and not s.startswith("["))

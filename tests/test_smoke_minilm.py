@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from labelwise.config import config_from_dict
-from labelwise.prediction import predict
-from labelwise.training import train
+from labelwise.plan.config import config_from_dict
+from labelwise.training.predict import predict
+from labelwise.training.train import train
 
 pytestmark = pytest.mark.smoke
 

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import f1_score
 
-from labelwise.metrics import compute_metrics
-from labelwise.thresholds import Thresholds, apply_thresholds, threshold_curve, tune_thresholds
+from labelwise.scoring.metrics import compute_metrics
+from labelwise.scoring.thresholds import Thresholds, apply_thresholds, threshold_curve, tune_thresholds
 
 TUNED = "tuned: max F1 on validation"
 # Positives score 0.3..0.7, negatives 0.1..0.45: at 0.5 three positives are missed.
@@ -195,8 +195,8 @@ def test_threshold_curve():
 
 
 def test_thresholds_line_names_each_label_and_marks_defaults():
-    from labelwise.render import thresholds_line
-    from labelwise.thresholds import Thresholds
+    from labelwise.cli.render import thresholds_line
+    from labelwise.scoring.thresholds import Thresholds
 
     t = Thresholds((0.3123, 0.5), ("tuned: max F1 on validation",
                                    "default: only 2 positive(s) in validation"), (0.8, None))

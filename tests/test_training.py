@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labelwise._preflight import preflight
-from labelwise.config import config_from_dict
+from labelwise.plan.preflight import preflight
+from labelwise.plan.config import config_from_dict
 from labelwise.errors import ConfigError
-from labelwise.prediction import predict
-from labelwise.training import train
+from labelwise.training.predict import predict
+from labelwise.training.train import train
 
 rnd = random.Random(0)
 WORDS = "good bad great awful fine film movie plot story funny boring sad happy".split()
@@ -158,14 +158,14 @@ def test_non_empty_output_dir_is_refused_and_kept(tmp_path, tiny_model):
 
 
 def test_crash_mid_save_leaves_no_half_model(tmp_path, tiny_model, monkeypatch):
-    import labelwise.training
+    import labelwise.training.train
 
     def crash(path, **kwargs):
         path.mkdir(parents=True)
         (path / "config.json").write_text("{}")
         raise OSError("disk full")
 
-    monkeypatch.setattr(labelwise.training, "save_model_dir", crash)
+    monkeypatch.setattr(labelwise.training.train, "save_model_dir", crash)
     config = make_config(tmp_path, tiny_model, "binary")
     with pytest.raises(OSError, match="disk full"):
         train(config)
@@ -175,10 +175,10 @@ def test_crash_mid_save_leaves_no_half_model(tmp_path, tiny_model, monkeypatch):
 def test_nan_loss_stops_loudly(tmp_path, tiny_model, monkeypatch):
     import torch
 
-    import labelwise.trainer
-    from labelwise.trainer import DivergedError
+    import labelwise.training.trainer
+    from labelwise.training.trainer import DivergedError
 
-    monkeypatch.setattr(labelwise.trainer, "make_loss",
+    monkeypatch.setattr(labelwise.training.trainer, "make_loss",
                         lambda contract: lambda logits, y: logits.sum() * torch.tensor(
                             float("nan")))
     with pytest.raises(DivergedError, match=re.escape("the training loss became nan at step 0")):
@@ -210,8 +210,8 @@ def test_bce_label_smoothing_changes_the_loss():
     import torch
 
     from labelwise import infer_schema
-    from labelwise.contract import ContractOptions, derive_contract
-    from labelwise.losses import make_loss
+    from labelwise.plan.contract import ContractOptions, derive_contract
+    from labelwise.training.losses import make_loss
 
     schema = infer_schema([["x"], ["y"], []])
     plain = make_loss(derive_contract(schema))
@@ -228,8 +228,8 @@ def test_class_weights_are_applied():
     import torch
 
     from labelwise import infer_schema
-    from labelwise.contract import ContractOptions, derive_contract
-    from labelwise.losses import make_loss
+    from labelwise.plan.contract import ContractOptions, derive_contract
+    from labelwise.training.losses import make_loss
 
     schema = infer_schema(["a", "b"])
     weighted = make_loss(derive_contract(schema, ContractOptions(class_weights=[1.0, 3.0])))

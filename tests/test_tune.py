@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from labelwise.errors import PreflightError, SchemaMismatchError
-from labelwise.prediction import predict
+from labelwise.training.predict import predict
 from labelwise.tuning import tune
 
 from tuning_data import make
@@ -45,9 +45,9 @@ def test_search_writes_best_dir_trials_and_one_model(tmp_path, tiny_model):
 def test_failing_and_nan_trials_are_isolated(tmp_path, tiny_model, monkeypatch):
     import torch
 
-    import labelwise.trainer
+    import labelwise.training.trainer
     import labelwise.tuning._runner as runner_mod
-    from labelwise.losses import make_loss as real_make_loss
+    from labelwise.training.losses import make_loss as real_make_loss
 
     calls = {"fit": 0}
     real_fit = runner_mod.fit
@@ -65,7 +65,7 @@ def test_failing_and_nan_trials_are_isolated(tmp_path, tiny_model, monkeypatch):
         return loss
 
     monkeypatch.setattr(runner_mod, "fit", flaky_fit)
-    monkeypatch.setattr(labelwise.trainer, "make_loss", nan_on_third)
+    monkeypatch.setattr(labelwise.training.trainer, "make_loss", nan_on_third)
     result = tune(make(tmp_path, tiny_model, n_trials=4, search={"pruner": "none"}))
     states = [t.state for t in result.trials]
     assert states == ["COMPLETE", "FAIL", "FAIL", "COMPLETE"]
@@ -144,7 +144,7 @@ def test_resume_after_sigkill_mid_trial(tmp_path, tiny_model, monkeypatch):
     path = tmp_path / "run.json"
     path.write_text(config.model_dump_json())
     env = {**os.environ, "LABELWISE_HEARTBEAT": "1", "LABELWISE_GRACE": "2"}
-    code = ("import json, sys\nfrom labelwise.config import config_from_dict\n"
+    code = ("import json, sys\nfrom labelwise.plan.config import config_from_dict\n"
             "from labelwise.tuning import tune\n"
             f"tune(config_from_dict(json.load(open({str(path)!r}))))\n")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env,

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from labelwise.errors import ConfigError, MissingDependencyError, SchemaMismatchError
-from labelwise.prediction import predict
+from labelwise.training.predict import predict
 from labelwise.tuning import tune
 
 from tuning_data import make

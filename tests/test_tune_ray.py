@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from labelwise.prediction import predict
+from labelwise.training.predict import predict
 from labelwise.tuning import tune
 
 from tuning_data import make
@@ -150,7 +150,7 @@ def test_rerun_restores_a_search_whose_driver_was_killed(tmp_path, tiny_model, r
 
 
 def test_a_worker_whose_data_differs_refuses_to_run(tmp_path, tiny_model):
-    from labelwise._preflight import preflight
+    from labelwise.plan.preflight import preflight
     from labelwise.errors import SchemaMismatchError
     from labelwise.tuning._ray import _runner_for, absolute_config
     from labelwise.tuning._runner import study_key

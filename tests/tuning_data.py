@@ -6,7 +6,7 @@ import random
 
 import pandas as pd
 
-from labelwise.config import config_from_dict
+from labelwise.plan.config import config_from_dict
 
 WORDS = "film plot story actor scene music city river".split()
 

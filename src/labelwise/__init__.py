@@ -18,51 +18,51 @@ __version__ = "0.1.0"
 
 _LAZY = {
     # label core (no torch)
-    "Task": "labelwise.labels",
-    "infer_task": "labelwise.labels",
-    "TaskInference": "labelwise.labels",
-    "LabelSchema": "labelwise.schema",
-    "infer_schema": "labelwise.schema",
-    "load_splits": "labelwise.data",
-    "LoadedData": "labelwise.data",
-    "audit": "labelwise.auditing",
-    "inspect_data": "labelwise.inspection",
-    "Inspection": "labelwise.inspection",
+    "Task": "labelwise.labels.inference",
+    "infer_task": "labelwise.labels.inference",
+    "TaskInference": "labelwise.labels.inference",
+    "LabelSchema": "labelwise.labels.schema",
+    "infer_schema": "labelwise.labels.schema",
+    "load_splits": "labelwise.data.loading",
+    "LoadedData": "labelwise.data.loading",
+    "audit": "labelwise.data.auditing",
+    "inspect_data": "labelwise.data.inspection",
+    "Inspection": "labelwise.data.inspection",
     "Finding": "labelwise.findings",
     "Findings": "labelwise.findings",
     "LabelwiseError": "labelwise.errors",
-    "RunConfig": "labelwise.config",
-    "load_config": "labelwise.config",
-    "HeadContract": "labelwise.contract",
-    "derive_contract": "labelwise.contract",
-    "check_batch": "labelwise.guard",
-    "preflight": "labelwise._preflight",
-    "Plan": "labelwise._preflight",
+    "RunConfig": "labelwise.plan.config",
+    "load_config": "labelwise.plan.config",
+    "HeadContract": "labelwise.plan.contract",
+    "derive_contract": "labelwise.plan.contract",
+    "check_batch": "labelwise.training.guard",
+    "preflight": "labelwise.plan.preflight",
+    "Plan": "labelwise.plan.preflight",
     # heavy verbs (torch, transformers, optuna on first use)
-    "train": "labelwise.training",
-    "TrainResult": "labelwise.training",
+    "train": "labelwise.training.train",
+    "TrainResult": "labelwise.training.train",
     "tune": "labelwise.tuning",
     "SearchResult": "labelwise.tuning",
-    "predict": "labelwise.prediction",
-    "Predictions": "labelwise.prediction",
+    "predict": "labelwise.training.predict",
+    "Predictions": "labelwise.training.predict",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from labelwise.auditing import audit
-    from labelwise.config import RunConfig, load_config
-    from labelwise.contract import HeadContract, derive_contract
-    from labelwise.data import LoadedData, load_splits
+    from labelwise.data.auditing import audit
+    from labelwise.plan.config import RunConfig, load_config
+    from labelwise.plan.contract import HeadContract, derive_contract
+    from labelwise.data.loading import LoadedData, load_splits
     from labelwise.errors import LabelwiseError
     from labelwise.findings import Finding, Findings
-    from labelwise.guard import check_batch
-    from labelwise.inspection import Inspection, inspect_data
-    from labelwise.labels import Task, TaskInference, infer_task
-    from labelwise.prediction import Predictions, predict
-    from labelwise._preflight import Plan, preflight
-    from labelwise.schema import LabelSchema, infer_schema
-    from labelwise.training import TrainResult, train
+    from labelwise.training.guard import check_batch
+    from labelwise.data.inspection import Inspection, inspect_data
+    from labelwise.labels.inference import Task, TaskInference, infer_task
+    from labelwise.training.predict import Predictions, predict
+    from labelwise.plan.preflight import Plan, preflight
+    from labelwise.labels.schema import LabelSchema, infer_schema
+    from labelwise.training.train import TrainResult, train
     from labelwise.tuning import SearchResult, tune
 
 

@@ -1,5 +1,5 @@
 """``python -m labelwise``: the same CLI as the ``labelwise`` command."""
 
-from labelwise.cli import main
+from labelwise.cli.app import main
 
 main()

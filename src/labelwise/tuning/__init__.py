@@ -13,9 +13,9 @@ import shutil
 from pathlib import Path
 
 
-from labelwise.config import RunConfig, load_config
+from labelwise.plan.config import RunConfig, load_config
 from labelwise.errors import ConfigError
-from labelwise._preflight import preflight
+from labelwise.plan.preflight import preflight
 from labelwise.tuning._base import SearchBackend, SearchResult, TrialRecord
 
 __all__ = ["tune", "SearchResult", "TrialRecord", "SearchBackend"]

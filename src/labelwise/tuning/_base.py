@@ -1,6 +1,6 @@
 """The search backend contract and the typed results every backend returns.
 
-A backend runs trials of one :class:`~labelwise._preflight.Plan` over a validated search
+A backend runs trials of one :class:`~labelwise.plan.preflight.Plan` over a validated search
 space. It must:
 
 * never change the label schema: every trial uses the plan's schema, and a worker whose

@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labelwise._memory import frozen_heap
+from labelwise.training._memory import frozen_heap
 from labelwise.errors import ConfigError, SchemaMismatchError
-from labelwise._preflight import Plan
+from labelwise.plan.preflight import Plan
 from labelwise.tuning._base import SearchBackend, SearchResult
 from labelwise.tuning._output import collect, finish_best, summarize, write_trials_csv
 from labelwise.tuning._runner import (TrialRunner, eval_reporter, failure_reason,
@@ -214,7 +214,7 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
             trial.set_user_attr("fail_reason", failure_reason(exc))
             runner.release()
             raise
-        from labelwise.metrics import primary_metrics
+        from labelwise.scoring.metrics import primary_metrics
 
         trial.set_user_attr("metrics", primary_metrics(outcome.metrics))
         trial.set_user_attr("duration_s", round(outcome.seconds, 3))

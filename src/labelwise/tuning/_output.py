@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from labelwise._preflight import Plan
+from labelwise.plan.preflight import Plan
 from labelwise.tuning._base import SearchResult, TrialRecord
 from labelwise.tuning._runner import BEST_MARKER
 
@@ -67,12 +67,12 @@ def test_metrics_of(plan: Plan, model_dir: Path) -> dict[str, Any] | None:
         return None
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from labelwise.contract import HeadContract
-    from labelwise.evaluation import evaluate_logits
-    from labelwise.inference import predict_logits
-    from labelwise.thresholds import Thresholds
-    from labelwise.tokens import encode_texts
-    from labelwise.training_targets import to_targets
+    from labelwise.plan.contract import HeadContract
+    from labelwise.scoring.evaluation import evaluate_logits
+    from labelwise.training.forward import predict_logits
+    from labelwise.scoring.thresholds import Thresholds
+    from labelwise.training.tokens import encode_texts
+    from labelwise.plan.contract import to_targets
 
     manifest = json.loads((model_dir / "labelwise.json").read_text())
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
@@ -104,7 +104,7 @@ def _add_test(plan: Plan, best: Path) -> None:
     manifest.setdefault("metrics", {})["test"] = {k: v for k, v in metrics.items()
                                    if isinstance(v, (int, float)) or v is None}
     (best / "labelwise.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    from labelwise.model_card import write_model_card
+    from labelwise.outputs.model_card import write_model_card
 
     write_model_card(best)  # again, now with the test metrics
 

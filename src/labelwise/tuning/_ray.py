@@ -30,9 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labelwise.config import RayConfig, RunConfig, config_from_dict
+from labelwise.plan.config import RayConfig, RunConfig, config_from_dict
 from labelwise.errors import SchemaMismatchError, require
-from labelwise._preflight import Plan
+from labelwise.plan.preflight import Plan
 from labelwise.tuning._base import SearchBackend, SearchResult, TrialRecord
 from labelwise.tuning._output import finish_best, write_trials_csv
 from labelwise.tuning._runner import failure_reason, key_difference, study_key
@@ -69,8 +69,8 @@ def _optuna_space(space: dict[str, Any]) -> dict[str, Any]:
     from optuna.distributions import (CategoricalDistribution, FloatDistribution,
                                       IntDistribution)
 
-    from labelwise.config import FloatDistribution as F
-    from labelwise.config import IntDistribution as I
+    from labelwise.plan.config import FloatDistribution as F
+    from labelwise.plan.config import IntDistribution as I
 
     out: dict[str, Any] = {}
     for key, dist in space.items():
@@ -85,8 +85,8 @@ def _optuna_space(space: dict[str, Any]) -> dict[str, Any]:
 
 def _max_reports(config: RunConfig, space: dict[str, Any]) -> int:
     """An upper bound on the reports of one trial: one per evaluation."""
-    from labelwise.config import CategoricalDistribution as C
-    from labelwise.config import FloatDistribution as F
+    from labelwise.plan.config import CategoricalDistribution as C
+    from labelwise.plan.config import FloatDistribution as F
 
     epochs = [config.train.epochs]
     dist = space.get("train.epochs")
@@ -111,7 +111,7 @@ def _runner_for(spec: dict[str, Any]) -> Any:
     _RUNNERS.clear()
     for name in ("transformers", "accelerate"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    from labelwise._preflight import preflight
+    from labelwise.plan.preflight import preflight
     from labelwise.tuning._runner import TrialRunner
     from labelwise.tuning._space import search_space
 
@@ -134,8 +134,8 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
     """The Ray trainable: one trial of the search (see the module docstring)."""
     from ray import tune
 
-    from labelwise._memory import frozen_heap
-    from labelwise.metrics import primary_metrics
+    from labelwise.training._memory import frozen_heap
+    from labelwise.scoring.metrics import primary_metrics
     from labelwise.tuning._runner import eval_reporter, save_if_best
 
     trial_name = Path(tune.get_context().get_trial_dir()).name

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from labelwise.artifacts import publish, save_model_dir
-from labelwise.thresholds import Thresholds
-from labelwise.tokens import Encoded
+from labelwise.outputs.model_dir import publish, save_model_dir
+from labelwise.scoring.thresholds import Thresholds
+from labelwise.training.tokens import Encoded
 from labelwise.tuning._base import SearchResult
 from labelwise.tuning._output import _add_test
 from labelwise.tuning._runner import TrialRunner
@@ -52,7 +52,7 @@ def refit_best(plan, space: dict, result: SearchResult) -> None:  # type: ignore
                                                     prepared.encoded["valid"])},
         labels={**prepared.labels, "train": np.concatenate([prepared.labels["train"],
                                                            prepared.labels["valid"]])})
-    from labelwise.training import fit
+    from labelwise.training.train import fit
 
     with tempfile.TemporaryDirectory(prefix="labelwise-refit-") as work:
         fitted = fit(merged, plan=trial_plan, work=Path(work), save=False)

@@ -19,12 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from labelwise.artifacts import publish, save_model_dir
-from labelwise.contract import derive_contract
+from labelwise.outputs.model_dir import publish, save_model_dir
+from labelwise.plan.contract import derive_contract
 from labelwise.errors import LabelwiseError
-from labelwise._preflight import Plan, class_counts, contract_options
-from labelwise.space import apply_params
-from labelwise.training import (Prepared, final_metrics, fit, load_base_state, prepare,
+from labelwise.plan.preflight import Plan, class_counts, contract_options
+from labelwise.plan.space import apply_params
+from labelwise.training.train import (Prepared, final_metrics, fit, load_base_state, prepare,
                                 set_threads)
 from labelwise.tuning._space import max_length_over, space_to_json
 
@@ -131,7 +131,7 @@ class TrialRunner:
 
     def run(self, params: dict[str, Any], *, callbacks: tuple[Any, ...] = ()) -> TrialOutcome:
         """Train and evaluate one trial; exceptions propagate to the backend."""
-        from labelwise.trainer import DivergedError
+        from labelwise.training.trainer import DivergedError
 
         plan = self.trial_plan(params)
         if plan.schema.fingerprint != self.plan.schema.fingerprint:  # pragma: no cover

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labelwise.config import (CategoricalDistribution, FloatDistribution, IntDistribution,
+from labelwise.plan.config import (CategoricalDistribution, FloatDistribution, IntDistribution,
                               RunConfig)
 
 __all__ = ["default_space", "search_space", "suggest", "max_length_over"]

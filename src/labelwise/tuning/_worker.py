@@ -14,9 +14,9 @@ import logging
 import sys
 from pathlib import Path
 
-from labelwise.config import config_from_dict
+from labelwise.plan.config import config_from_dict
 from labelwise.errors import LabelwiseError
-from labelwise._preflight import preflight
+from labelwise.plan.preflight import preflight
 from labelwise.tuning._optuna import run_worker
 from labelwise.tuning._space import search_space
 

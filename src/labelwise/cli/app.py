@@ -1,0 +1,563 @@
+"""The ``labelwise`` command: a thin shell over the library verbs.
+
+A user mistake prints one red line with the fix and exits 2; an internal fault exits 1
+(``--debug`` shows its traceback). Heavy modules are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from labelwise.errors import LabelwiseError
+
+app = typer.Typer(
+    name="labelwise",
+    help="Fine-tune and tune transformer text classifiers without label mistakes.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+STATE: dict[str, Any] = {"debug": False}
+
+TaskOpt = Annotated[str, typer.Option("--task", help="auto | binary | multiclass | "
+                                      "multilabel | regression")]
+FormatOpt = Annotated[str, typer.Option("--format", help="text | json")]
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _split_list(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    out: list[str] = []
+    for value in values:
+        out.extend(part.strip() for part in value.split(",") if part.strip())
+    return out
+
+
+def _fail(err: LabelwiseError) -> None:
+    console = _console(stderr=True)
+    code = f"{err.code} " if err.code else ""
+    console.print(f"[bold red]error:[/] {code}{err.render()}", markup=True)
+    raise typer.Exit(2)
+
+
+def run_safely(func: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a command body: user mistakes exit 2 without a traceback, faults exit 1."""
+    try:
+        return func(*args, **kwargs)
+    except typer.Exit:
+        raise
+    except LabelwiseError as err:
+        _fail(err)
+    except KeyboardInterrupt:
+        _console(stderr=True).print("[yellow]interrupted[/]")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # an internal fault: say so, keep the traceback for --debug
+        if STATE["debug"]:
+            raise
+        _console(stderr=True).print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+            "(run with --debug for the traceback, and please report it)")
+        raise typer.Exit(1) from None
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    STATE["debug"] = debug
+
+
+@app.command()
+def inspect(
+    train: Annotated[str, typer.Argument(help="Training file (CSV, TSV, JSON, JSONL, Parquet).")],
+    valid: Annotated[str | None, typer.Option("--valid", help="Validation file.")] = None,
+    test: Annotated[str | None, typer.Option("--test", help="Test file.")] = None,
+    text_column: Annotated[str, typer.Option("--text-column")] = "text",
+    text_pair_column: Annotated[str | None, typer.Option("--text-pair-column")] = None,
+    label_column: Annotated[list[str] | None, typer.Option(
+        "--label-column", help="Label column; repeat (or comma-separate) for several.")] = None,
+    task: TaskOpt = "auto",
+    label_sep: Annotated[str | None, typer.Option("--label-sep",
+                         help="Separator of delimited multilabel strings.")] = None,
+    classes: Annotated[str | None, typer.Option("--classes", help="Class order: A,B,C.")] = None,
+    positive: Annotated[str | None, typer.Option("--positive",
+                        help="Positive class of a binary task.")] = None,
+    valid_size: Annotated[float, typer.Option("--valid-size")] = 0.1,
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    fmt: FormatOpt = "text",
+) -> None:
+    """Infer the task and label schema, and audit every label problem. Loads no model."""
+
+    def body() -> None:
+        from labelwise.data.inspection import inspect_data
+        from labelwise.cli.render import print_inspection
+
+        _check_format(fmt)
+        result = inspect_data(
+            train=train, valid=valid, test=test, text_column=text_column,
+            text_pair_column=text_pair_column,
+            label_columns=_split_list(label_column) or ["label"], task=task,
+            classes=classes.split(",") if classes else None, label_sep=label_sep,
+            positive=positive, valid_size=valid_size, seed=seed)
+        if fmt == "json":
+            sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+        else:
+            print_inspection(result, _console())
+        raise typer.Exit(0 if result.ok else 2)
+
+    run_safely(body)
+
+
+ConfigOpt = Annotated[str | None, typer.Option("--config", "-c",
+                                               help="Run config (YAML or TOML).")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override a config key: --set train.learning_rate=3e-5 (repeatable).")]
+TrainOpt = Annotated[str | None, typer.Option("--train", help="Training file (data.train).")]
+ValidOpt = Annotated[str | None, typer.Option("--valid", help="Validation file.")]
+TestOpt = Annotated[str | None, typer.Option("--test", help="Test file.")]
+LabelColOpt = Annotated[list[str] | None, typer.Option("--label-column",
+                                                       help="Label column(s).")]
+TextColOpt = Annotated[str | None, typer.Option("--text-column")]
+TaskFlag = Annotated[str | None, typer.Option("--task")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="model.name_or_path.")]
+OutOpt = Annotated[str | None, typer.Option("--output-dir", "-o", help="output_dir.")]
+
+
+def build_config(config: str | None, sets: list[str] | None, *, train: str | None = None,
+                 valid: str | None = None, test: str | None = None,
+                 label_column: list[str] | None = None, text_column: str | None = None,
+                 task: str | None = None, model: str | None = None,
+                 output_dir: str | None = None, extra: list[str] | None = None) -> Any:
+    """A :class:`RunConfig` from a file plus flags (flags override the file)."""
+    from labelwise.plan.config import load_config
+
+    overrides = list(extra or [])
+    for key, value in (("data.train", train), ("data.valid", valid), ("data.test", test),
+                       ("data.text_column", text_column), ("data.task", task),
+                       ("model.name_or_path", model), ("output_dir", output_dir)):
+        if value is not None:
+            overrides.append(f"{key}={json.dumps(value)}")
+    if label_column:
+        overrides.append(f"data.label_columns={json.dumps(_split_list(label_column))}")
+    overrides.extend(sets or [])
+    return load_config(config, overrides=overrides, base=None if config else {})
+
+
+def print_preflight_error(err: Any) -> None:
+    from labelwise.cli.render import print_findings
+
+    console = _console(stderr=True)
+    n_errors = len([f for f in err.findings if f.level == "error"])
+    console.print(f"[bold red]preflight failed:[/] {n_errors} error(s); nothing was loaded "
+                  "or written")
+    print_findings(err.findings, console)
+
+
+@app.command()
+def check(
+    config: ConfigOpt = None,
+    sets: SetOpt = None,
+    train: TrainOpt = None,
+    valid: ValidOpt = None,
+    test: TestOpt = None,
+    label_column: LabelColOpt = None,
+    text_column: TextColOpt = None,
+    task: TaskFlag = None,
+    model: ModelOpt = None,
+    search: Annotated[bool | None, typer.Option(
+        "--search/--no-search", help="Check the search too (default: when the config has "
+        "a search section).")] = None,
+    fmt: FormatOpt = "text",
+) -> None:
+    """Run every check a training run or a search would run, without starting it."""
+
+    def body() -> None:
+        from labelwise.errors import PreflightError
+        from labelwise.plan.preflight import preflight
+        from labelwise.cli.render import print_plan
+
+        _check_format(fmt)
+        cfg = build_config(config, sets, train=train, valid=valid, test=test,
+                           label_column=label_column, text_column=text_column, task=task,
+                           model=model)
+        do_search = cfg.search is not None if search is None else search
+        try:
+            plan = preflight(cfg, source=config, search=do_search)
+        except PreflightError as err:
+            if fmt == "json":
+                sys.stdout.write(json.dumps({"ok": False, "findings": [
+                    f.to_dict() for f in err.findings]}, indent=2, default=str) + "\n")
+            else:
+                print_preflight_error(err)
+            raise typer.Exit(2) from None
+        if fmt == "json":
+            out = {"ok": True, "task": plan.schema.task.value,
+                   "num_labels": plan.contract.num_labels,
+                   "classes": list(plan.schema.classes),
+                   "fingerprint": plan.schema.fingerprint,
+                   "findings": [f.to_dict() for f in plan.findings], **plan.to_dict()}
+            sys.stdout.write(json.dumps(out, indent=2, default=str) + "\n")
+        else:
+            print_plan(plan, _console())
+        raise typer.Exit(0)
+
+    run_safely(body)
+
+
+def quiet_libraries() -> None:
+    """Presentation belongs to the CLI: silence third-party load reports and bars."""
+    import logging
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    logging.getLogger("accelerate").setLevel(logging.ERROR)
+    try:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    except ImportError:
+        pass
+
+
+def show_labelwise_logs(console: Any) -> None:
+    import logging
+
+    from rich.logging import RichHandler
+
+    logger = logging.getLogger("labelwise")
+    if not any(isinstance(h, RichHandler) for h in logger.handlers):
+        handler = RichHandler(console=console, show_path=False, show_time=False,
+                              show_level=False, markup=False)
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def run_preflighted(console: Any, call: Any) -> Any:
+    """Run a verb that starts with preflight: logs to the console, a failed preflight
+    prints its findings and exits 2."""
+    from labelwise.errors import PreflightError
+
+    show_labelwise_logs(console)
+    quiet_libraries()
+    try:
+        return call()
+    except PreflightError as err:
+        print_preflight_error(err)
+        raise typer.Exit(2) from None
+
+
+def print_metrics(metrics: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    splits = list(metrics)
+    names: list[str] = []
+    for split in splits:
+        names += [k for k, v in metrics[split].items()
+                  if isinstance(v, (int, float)) and k not in names and k != "threshold"]
+    table = Table(title="Metrics", title_justify="left")
+    table.add_column("metric")
+    for split in splits:
+        table.add_column(split, justify="right")
+    for name in names:
+        table.add_row(name, *(f"{metrics[s][name]:.4f}" if isinstance(metrics[s].get(name),
+                                                                      (int, float)) else "-"
+                              for s in splits))
+    console.print(table)
+
+
+ReportOpt = Annotated[bool, typer.Option("--report/--no-report",
+                                          help="Write OUTPUT/report.html at the end.")]
+
+
+def report_after_run(output_dir: Any, console: Any) -> None:
+    """Write the run's HTML report; a failure is a warning, never a failed run."""
+    import logging
+
+    try:
+        from labelwise.report.html import write_report
+
+        path = write_report(output_dir)
+    except Exception as exc:  # noqa: BLE001 - the run succeeded: keep its exit code
+        logging.getLogger("labelwise").warning("the report was not written: %s: %s (retry "
+                                               "with: labelwise --debug report %s)",
+                                               type(exc).__name__, exc, output_dir)
+        return
+    console.print(f"report: {path}")
+
+
+@app.command()
+def train(
+    config: ConfigOpt = None,
+    sets: SetOpt = None,
+    train_file: TrainOpt = None,
+    valid: ValidOpt = None,
+    test: TestOpt = None,
+    label_column: LabelColOpt = None,
+    text_column: TextColOpt = None,
+    task: TaskFlag = None,
+    model: ModelOpt = None,
+    output_dir: OutOpt = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite",
+                         help="Replace a non-empty output directory.")] = False,
+    resume: Annotated[bool, typer.Option("--resume",
+                      help="Continue an interrupted run from its last checkpoint.")] = False,
+    report: ReportOpt = True,
+) -> None:
+    """Preflight, then fine-tune, evaluate and save one classifier."""
+
+    def body() -> None:
+        console = _console()
+        cfg = build_config(config, sets, train=train_file, valid=valid, test=test,
+                           label_column=label_column, text_column=text_column, task=task,
+                           model=model, output_dir=output_dir)
+        from labelwise.cli.progress import RichProgress
+        from labelwise.training.train import train as run_train
+
+        result = run_preflighted(console, lambda: run_train(
+            cfg, overwrite=overwrite, resume=resume, source=config,
+            callbacks=[RichProgress(console)]))
+        print_metrics(result.metrics, console)
+        if result.thresholds is not None:
+            from labelwise.cli.render import thresholds_line
+
+            schema = result.plan.schema
+            names = ([str(schema.positive)] if len(result.thresholds.values) == 1
+                     else schema.label_names)
+            console.print(thresholds_line(result.thresholds, names), highlight=False)
+        s = result.stats
+        console.print(f"trained {s['steps']} steps in {s['train_seconds']:.1f} s "
+                      f"({s['samples_per_second']:.1f} samples/s, {s['pad_share']:.1%} padding)")
+        console.print(f"[green]saved[/] {result.output_dir}")
+        if report:
+            report_after_run(result.output_dir, console)
+
+    run_safely(body)
+
+
+@app.command()
+def tune(
+    config: ConfigOpt = None,
+    sets: SetOpt = None,
+    train_file: TrainOpt = None,
+    valid: ValidOpt = None,
+    test: TestOpt = None,
+    label_column: LabelColOpt = None,
+    text_column: TextColOpt = None,
+    task: TaskFlag = None,
+    model: ModelOpt = None,
+    output_dir: OutOpt = None,
+    n_trials: Annotated[int | None, typer.Option("--n-trials", help="Trials in all.")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", help="Seconds: the search's budget (a running trial stops at it).")
+    ] = None,
+    storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL.")] = None,
+    study: Annotated[str | None, typer.Option("--study", help="Study name.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers",
+                       help="Worker processes on this machine.")] = None,
+    backend: Annotated[str | None, typer.Option(
+        "--backend", help="optuna (default) or ray.")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="Ray cluster to run on: auto or HOST:PORT.")] = None,
+    join: Annotated[bool, typer.Option(
+        "--join", help="Add this machine's trials to the study at --storage.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+    report: ReportOpt = True,
+) -> None:
+    """Search hyperparameters (Optuna or Ray Tune); the best model lands in OUTPUT/best/."""
+
+    def body() -> None:
+        console = _console()
+        cfg = build_config(config, sets, train=train_file, valid=valid, test=test,
+                           label_column=label_column, text_column=text_column, task=task,
+                           model=model, output_dir=output_dir)
+        from labelwise.tuning import tune as run_tune
+
+        result = run_preflighted(console, lambda: run_tune(
+            cfg, n_trials=n_trials, timeout=timeout, storage=storage, study=study,
+            workers=workers, backend=backend, ray_address=ray_address, join=join,
+            overwrite=overwrite, source=config))
+        print_search(result, console)
+        if join:
+            console.print("joined: the machine that started the study writes best/ and "
+                          "the report")
+        elif report:
+            report_after_run(result.output_dir, console)
+
+    run_safely(body)
+
+
+def print_search(result: Any, console: Any) -> None:
+    from rich.table import Table
+
+    metric, direction = result.objective
+    done = [t for t in result.trials if t.value is not None]
+    ranked = sorted(done, key=lambda t: t.value, reverse=direction == "maximize")
+    table = Table(title=f"Trials (objective: {metric}, {direction})", title_justify="left")
+    for col in ("trial", "state", metric, "params", "seconds", "reason"):
+        table.add_column(col)
+    shown = ranked[:10] + [t for t in result.trials if t.value is None][:5]
+    for t in shown:
+        params = ", ".join(f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else
+                           f"{k.split('.')[-1]}={v}" for k, v in t.params.items())
+        table.add_row(str(t.number), t.state, f"{t.value:.4f}" if t.value is not None else "-",
+                      params, f"{t.duration_s:.1f}" if t.duration_s else "-", t.reason[:60])
+    console.print(table)
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result.counts().items()))
+    console.print(f"{len(result.trials)} trials: {counts}")
+    if result.best_dir is not None:
+        console.print(f"[green]best[/] trial {result.best_trial}: {metric}="
+                      f"{result.best_value:.4f} -> {result.best_dir}")
+    console.print(f"trials table: {result.output_dir / 'trials.csv'}")
+
+
+@app.command()
+def dashboard(
+    output: Annotated[str, typer.Argument(help="A labelwise tune output directory.")],
+    storage: Annotated[str | None, typer.Option(
+        "--storage", help="The study's storage URL (default: the one tune used).")] = None,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8080,
+) -> None:
+    """Open optuna-dashboard on a search's study (extra: pip install 'labelwise[dashboard]')."""
+
+    def body() -> None:
+        from labelwise.errors import ConfigError, DataError, MissingDependencyError
+
+        marker = Path(output) / "tune.json"
+        if not marker.exists():
+            raise DataError("not a labelwise tune output directory (no tune.json)",
+                            where=f"file {output}", fix="pass the --output-dir of labelwise "
+                            "tune", code="LW403")
+        info = json.loads(marker.read_text())
+        if info.get("backend") == "ray":
+            raise ConfigError("a Ray search keeps no Optuna study to show",
+                              where=f"file {marker}", fix="read OUTPUT/trials.csv and "
+                              "OUTPUT/report.html, or point Ray's own dashboard at the cluster",
+                              code="LW336")
+        url = storage or info.get("storage") or \
+            f"sqlite:///{(Path(output) / 'study.db').resolve()}"
+        if "***" in url:
+            raise ConfigError("the study's storage URL was saved without its password",
+                              where=f"file {marker}", fix="pass it again: labelwise dashboard "
+                              f"{output} --storage URL", code="LW335")
+        try:
+            from optuna_dashboard import run_server
+        except ImportError:
+            raise MissingDependencyError("the dashboard needs optuna-dashboard",
+                                         fix="pip install 'labelwise[dashboard]'",
+                                         code="LW401") from None
+        from labelwise.tuning._storage import display_url, make_storage
+
+        _console().print(f"optuna-dashboard on http://{host}:{port} (storage "
+                         f"{display_url(url)})")
+        run_server(make_storage(url), host=host, port=port)
+
+    run_safely(body)
+
+
+@app.command("report")
+def report_command(
+    output: Annotated[str, typer.Argument(help="A labelwise train or tune output directory.")],
+    path: Annotated[str | None, typer.Option("--output", "-o", help="Where to write the "
+                                             "HTML (default OUTPUT/report.html).")] = None,
+) -> None:
+    """Write a self-contained HTML report of a train or tune run (opens offline)."""
+
+    def body() -> None:
+        quiet_libraries()
+        from labelwise.report.html import write_report
+
+        written = write_report(_path(output), path=_path(path) if path else None)
+        _console().print(f"[green]wrote[/] {written}")
+
+    run_safely(body)
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[str, typer.Argument(help="A model dir from labelwise train/tune.")],
+    input_file: Annotated[str, typer.Argument(help="CSV, TSV, JSONL, JSON or Parquet file.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Where to write predictions "
+                                        "(.csv, .jsonl or .parquet).")] = "predictions.csv",
+    text_column: TextColOpt = None,
+    threshold: Annotated[list[float] | None, typer.Option(
+        "--threshold", help="Override thresholds: one value for all labels, or one per "
+        "label (repeat).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+) -> None:
+    """Predict labels for a file of texts; writes the input rows plus label and scores."""
+
+    def body() -> None:
+        quiet_libraries()
+        from labelwise.data.io import check_columns, read_table
+        from labelwise.training.predict import load_model
+        from labelwise.training.predict import predict as run_predict
+
+        loaded = load_model(model_dir)
+        table = read_table(input_file, split="input")
+        column = text_column or loaded.manifest.get("text_column") or "text"
+        pair = loaded.manifest.get("text_pair_column")
+        check_columns(table, [column, *([pair] if pair else [])], split="input", role="text")
+        frame = table.frame
+        thr = None if not threshold else threshold[0] if len(threshold) == 1 else threshold
+        preds = run_predict(model_dir, frame[column].astype(str).tolist(),
+                            text_pairs=frame[pair].astype(str).tolist() if pair else None,
+                            thresholds=thr, batch_size=batch_size)
+        out = frame.reset_index(drop=True).join(preds.to_frame().add_prefix("pred_")
+                                                if "label" in frame.columns else
+                                                preds.to_frame())
+        _write_frame(out, Path(output))
+        _console().print(f"[green]wrote[/] {len(out)} predictions to {output}")
+
+    run_safely(body)
+
+
+def _write_frame(frame: Any, path: Path) -> None:
+    from labelwise.errors import ConfigError
+
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix in (".jsonl", ".ndjson"):
+        frame.to_json(path, orient="records", lines=True, force_ascii=False)
+    elif suffix in (".parquet", ".pq"):
+        frame.to_parquet(path)
+    else:
+        raise ConfigError(f"unknown output type '{suffix}'", where=f"file {path}",
+                          fix="write to .csv, .jsonl or .parquet", code="LW341")
+
+
+def _check_format(fmt: str) -> None:
+    from labelwise.errors import ConfigError
+
+    if fmt not in ("text", "json"):
+        raise ConfigError(f"unknown --format {fmt!r}", fix="pass --format text or --format json")
+
+
+def _path(value: str) -> Path:
+    return Path(value).expanduser()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

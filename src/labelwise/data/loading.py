@@ -1,0 +1,207 @@
+"""From user inputs to labelled splits with one schema: ``load_splits``.
+
+Order of work: read every split and check its columns; infer the schema from the training
+labels; carve a validation split when none was given. Nothing here knows of models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from labelwise.errors import ConfigError
+from labelwise.findings import Finding
+from labelwise.data.io import Table, check_columns, read_table, split_dataset_dict
+from labelwise.labels.inference import infer_task
+from labelwise.labels.schema import LabelSchema
+from labelwise.data.split import CarveRecord, carve_validation
+
+__all__ = ["LoadedData", "RawSplits", "load_splits", "read_splits", "frame_fingerprint"]
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class RawSplits:
+    """Splits as read, before any label is interpreted."""
+
+    tables: dict[str, Table]
+    text_column: str
+    text_pair_column: str | None
+    label_columns: tuple[str, ...]
+
+    def frame(self, split: str) -> Any:
+        return self.tables[split].frame
+
+    def labels(self, split: str) -> Any:
+        frame = self.frame(split)
+        if len(self.label_columns) == 1:
+            return frame[self.label_columns[0]]
+        return frame[list(self.label_columns)]
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    """Labelled splits that share one :class:`LabelSchema`.
+
+    Attributes:
+        frames: ``{"train": df, "valid": df, "test": df}`` (test optional). Each frame keeps
+            the row numbers of the file it came from as its index.
+        sources: Where each split came from.
+        schema: The schema inferred from the training labels (before any carving).
+        carve: How the validation split was carved, or ``None`` when it was given.
+        findings: Findings noticed while inferring and carving (warnings and info).
+    """
+
+    frames: dict[str, Any]
+    sources: dict[str, str]
+    text_column: str
+    text_pair_column: str | None
+    label_columns: tuple[str, ...]
+    schema: LabelSchema
+    carve: CarveRecord | None = None
+    findings: tuple[Finding, ...] = field(default=())
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(s for s in SPLITS if s in self.frames)
+
+    def labels(self, split: str) -> Any:
+        frame = self.frames[split]
+        if len(self.label_columns) == 1:
+            return frame[self.label_columns[0]]
+        return frame[list(self.label_columns)]
+
+    def texts(self, split: str) -> list[str]:
+        return [str(t) for t in self.frames[split][self.text_column].tolist()]
+
+    def fingerprint(self, split: str) -> str:
+        cols = [self.text_column, *([self.text_pair_column] if self.text_pair_column else []),
+                *self.label_columns]
+        return frame_fingerprint(self.frames[split], cols)
+
+
+def frame_fingerprint(frame: Any, columns: Sequence[str]) -> str:
+    """Stable hash of the named columns' content and the row index (16 hex digits)."""
+    import pandas as pd
+
+    digest = hashlib.sha256()
+    digest.update(repr(list(columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame.index.to_frame(), index=False).values.tobytes())
+    for column in columns:
+        text = frame[column].map(repr)
+        digest.update(pd.util.hash_pandas_object(text, index=False).values.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def read_splits(
+    *,
+    train: Any,
+    valid: Any = None,
+    test: Any = None,
+    text_column: str = "text",
+    text_pair_column: str | None = None,
+    label_columns: str | Sequence[str] = ("label",),
+) -> RawSplits:
+    """Read each split and check that the text and label columns exist.
+
+    Raises:
+        DataError: A file is missing or unreadable, or a column does not exist (the message
+            lists the columns that do).
+    """
+    label_columns = (label_columns,) if isinstance(label_columns, str) else tuple(label_columns)
+    if not label_columns:
+        raise ConfigError("no label column named", fix="pass --label-column (one or more)")
+    sources = {"train": train, "valid": valid, "test": test}
+    if valid is None and test is None and hasattr(train, "keys") and not hasattr(train, "columns"):
+        sources = {**dict.fromkeys(SPLITS), **split_dataset_dict(train)}
+    tables: dict[str, Table] = {}
+    for split in SPLITS:
+        if sources[split] is None:
+            continue
+        table = read_table(sources[split], split=split)
+        check_columns(table, [text_column], split=split, role="text")
+        if text_pair_column:
+            check_columns(table, [text_pair_column], split=split, role="text pair")
+        check_columns(table, label_columns, split=split, role="label")
+        tables[split] = table
+    return RawSplits(tables, text_column, text_pair_column, label_columns)
+
+
+def infer_from_raw(
+    raw: RawSplits,
+    *,
+    task: str = "auto",
+    classes: Sequence[Any] | None = None,
+    label_sep: str | None = None,
+    positive: Any = None,
+) -> tuple[LabelSchema, list[Finding]]:
+    """The schema of the training labels, plus the findings noticed on the way."""
+    columns = raw.label_columns
+    values = raw.labels("train")
+    inference = infer_task(values, column=columns[0] if len(columns) == 1 else list(columns),
+                           task=task, classes=classes, label_sep=label_sep, positive=positive)
+    schema = LabelSchema.from_inference(inference, columns=columns, label_sep=label_sep)
+    return schema, list(inference.findings)
+
+
+def load_splits(
+    *,
+    train: Any,
+    valid: Any = None,
+    test: Any = None,
+    text_column: str = "text",
+    text_pair_column: str | None = None,
+    label_columns: str | Sequence[str] = ("label",),
+    task: str = "auto",
+    classes: Sequence[Any] | None = None,
+    label_sep: str | None = None,
+    positive: Any = None,
+    valid_size: float = 0.1,
+    seed: int = 42,
+) -> LoadedData:
+    """Read the splits, infer one schema from the training labels, carve validation if absent.
+
+    Args:
+        train: Path (CSV, TSV, JSON, JSONL, Parquet), DataFrame, ``datasets.Dataset``, or a
+            ``DatasetDict`` holding every split.
+        valid: Optional validation split; when absent, ``valid_size`` of train is carved
+            (stratified, seeded, recorded).
+        test: Optional test split.
+        text_column: Column holding the text.
+        text_pair_column: Optional second text column for sentence pairs.
+        label_columns: One label column, or several 0/1 or float columns.
+        task: ``"auto"`` or the task.
+        classes: Explicit class order.
+        label_sep: Separator of delimited multilabel strings.
+        positive: Positive class for binary tasks.
+        valid_size: Share of train carved for validation when ``valid`` is absent.
+        seed: Seed of the carve.
+
+    Raises:
+        DataError: Unreadable input or unknown column.
+        LabelError: The training labels cannot make a schema.
+    """
+    if not 0.0 < valid_size < 1.0:
+        raise ConfigError(f"valid_size must be a float in (0, 1). Got {valid_size!r} instead",
+                          fix="pass a share such as 0.1")
+    raw = read_splits(train=train, valid=valid, test=test, text_column=text_column,
+                      text_pair_column=text_pair_column, label_columns=label_columns)
+    schema, findings = infer_from_raw(raw, task=task, classes=classes, label_sep=label_sep,
+                                      positive=positive)
+    frames = {split: table.frame for split, table in raw.tables.items()}
+    sources = {split: table.source for split, table in raw.tables.items()}
+    carve = None
+    if "valid" not in frames:
+        targets, fits = schema.encode_lenient(raw.labels("train"))
+        frames["train"], frames["valid"], carve, more = carve_validation(
+            frames["train"], targets, schema=schema, valid_size=valid_size, seed=seed,
+            eligible=fits)
+        sources["valid"] = f"{sources['train']} (carved, seed {seed})"
+        findings.extend(more)
+    ordered = {s: frames[s] for s in SPLITS if s in frames}
+    sources = {s: sources[s] for s in SPLITS if s in sources}
+    return LoadedData(ordered, sources, text_column, text_pair_column, raw.label_columns,
+                      schema, carve, tuple(findings))

@@ -1,0 +1,131 @@
+"""Carve a validation split from the training data: seeded, recorded, stratified.
+
+Single-label tasks are stratified by class (scikit-learn), multilabel tasks by iterative
+stratification (the ``iterative-stratification`` package), regression is split at random.
+A class too rare to reach both parts is a finding (LW121), never a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from labelwise.findings import Finding, Where, format_value
+from labelwise.labels.inference import Task
+from labelwise.labels.schema import LabelSchema
+
+__all__ = ["CarveRecord", "carve_validation"]
+
+
+@dataclass(frozen=True)
+class CarveRecord:
+    """How the validation split was carved, saved with every run."""
+
+    method: str  # stratified | iterative_stratification | random
+    valid_size: float
+    seed: int
+    n_train: int
+    n_valid: int
+    valid_rows: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["valid_rows"] = list(self.valid_rows)
+        return out
+
+
+def carve_validation(
+    frame: Any,
+    targets: np.ndarray,
+    *,
+    schema: LabelSchema,
+    valid_size: float,
+    seed: int,
+    eligible: np.ndarray | None = None,
+) -> tuple[Any, Any, CarveRecord, list[Finding]]:
+    """Split ``frame`` into train and validation parts.
+
+    Args:
+        frame: The training DataFrame (its index is kept in both parts).
+        targets: ``schema.encode`` of the frame's labels, one row per frame row.
+        schema: The schema (decides the method).
+        valid_size: Share of rows for validation, in (0, 1).
+        seed: Seed of the split.
+        eligible: Rows that may go to validation (rows whose label does not fit the schema
+            stay in train, where the audit reports them).
+
+    Returns:
+        ``(train, valid, record, findings)``.
+    """
+    n = len(frame)
+    pool = np.flatnonzero(eligible) if eligible is not None else np.arange(n)
+    n_valid = min(max(1, int(round(n * valid_size))), max(len(pool) - 1, 0))
+    rng = np.random.default_rng(seed)
+    findings: list[Finding] = []
+    if n_valid == 0:
+        method, valid_idx = "none", np.array([], dtype=int)
+    elif schema.task.single_label:
+        method = "stratified"
+        valid_idx = pool[_stratified(targets[pool], n_valid, seed)]
+    elif schema.task is Task.MULTILABEL:
+        method = "iterative_stratification"
+        from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
+        splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=n_valid,
+                                                    random_state=seed)
+        _, picked = next(splitter.split(np.zeros(len(pool)), targets[pool]))
+        valid_idx = pool[picked]
+    else:
+        method = "random"
+        valid_idx = rng.permutation(pool)[:n_valid]
+    mask = np.zeros(n, dtype=bool)
+    mask[np.asarray(valid_idx, dtype=int)] = True
+    keep = eligible if eligible is not None else np.ones(n, dtype=bool)
+    train, valid = frame[~mask], frame[mask]
+    if schema.task is not Task.REGRESSION:
+        findings.extend(_unreached(targets[keep], mask[keep], schema))
+    record = CarveRecord(method, valid_size, seed, int((~mask).sum()), int(mask.sum()),
+                         tuple(int(i) for i in frame.index[mask]))
+    return train, valid, record, findings
+
+
+def _stratified(ids: np.ndarray, n_valid: int, seed: int) -> np.ndarray:
+    """Stratified sample of ``n_valid`` positions; classes with one row stay in train."""
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(ids)
+    splittable = counts[ids] >= 2
+    positions = np.flatnonzero(splittable)
+    n_classes = int((counts >= 2).sum())
+    if len(positions) <= n_classes or n_valid < n_classes:
+        rng = np.random.default_rng(seed)
+        return rng.permutation(positions)[:n_valid]
+    n_valid = min(n_valid, len(positions) - n_classes)
+    _, valid = train_test_split(positions, test_size=n_valid, random_state=seed,
+                                stratify=ids[positions])
+    return np.asarray(valid)
+
+
+def _unreached(targets: np.ndarray, mask: np.ndarray, schema: LabelSchema) -> list[Finding]:
+    if schema.task.single_label:
+        onehot = np.zeros((len(targets), len(schema.classes)), dtype=bool)
+        onehot[np.arange(len(targets)), targets] = True
+    else:
+        onehot = targets > 0.5
+    in_train = onehot[~mask].any(axis=0)
+    in_valid = onehot[mask].any(axis=0)
+    out = []
+    for i, cls in enumerate(schema.classes):
+        total = int(onehot[:, i].sum())
+        if total and not (in_train[i] and in_valid[i]):
+            part = "validation" if not in_valid[i] else "train"
+            out.append(Finding(
+                "LW121", "warning",
+                f"class {format_value(cls)} has {total} row(s): too rare to appear in both "
+                f"parts of the carved split; it is only in {'train' if part == 'validation' else 'validation'}",
+                Where.at(split="train", column=",".join(schema.columns), value=cls),
+                "add examples of it, or pass a validation file",
+            ))
+    return out

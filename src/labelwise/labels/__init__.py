@@ -1,0 +1,1 @@
+"""Label core: task inference, the label schema, cell parsing. Imports nothing heavy."""

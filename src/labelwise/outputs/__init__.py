@@ -1,0 +1,1 @@
+"""Outputs: the model directory (every file name defined once) and the model card."""

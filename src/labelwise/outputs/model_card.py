@@ -1,0 +1,248 @@
+"""The model card: a ``README.md`` in the Hugging Face model-card style in every model dir.
+
+``write_model_card(model_dir)`` reads the dir's ``labelwise.json`` and writes YAML front
+matter (``library_name``, ``pipeline_tag``, ``tags``, ``base_model`` when the base is a hub
+model) and sections: the task and labels with their training counts, metrics per split,
+thresholds, base model, training data, hyperparameters, and how to load the model with
+``transformers.pipeline`` and with ``labelwise.predict``.
+
+:func:`labelwise.outputs.model_dir.save_model_dir` calls it with the label counts of the data in
+memory; called alone, it reads the recorded data files again (when they are gone the card
+says the counts are unavailable). Nothing heavy is imported: no torch, no transformers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from labelwise.errors import DataError, LabelwiseError
+
+__all__ = ["CARD_NAME", "render_model_card", "write_model_card"]
+
+CARD_NAME = "README.md"
+_DIR = "path/to/this/model"
+
+
+def write_model_card(model_dir: str | Path, *, plan: Any = None,
+                     distribution: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
+    """Write ``README.md`` into a model dir.
+
+    Args:
+        model_dir: A dir written by ``labelwise train`` (or ``tune``'s ``best/``).
+        plan: The run's resolved :class:`~labelwise.plan.preflight.Plan`: its data in memory give
+            the label counts without reading any file.
+        distribution: Per split label counts as :func:`labelwise.data.inspection.distribution`
+            gives them. Without ``plan`` or ``distribution`` the recorded data files are
+            read again.
+
+    Returns:
+        The path of the card.
+
+    Raises:
+        DataError: ``model_dir`` holds no ``labelwise.json``.
+    """
+    path = Path(model_dir)
+    manifest_file = path / "labelwise.json"
+    if not manifest_file.exists():
+        raise DataError("not a labelwise model directory (no labelwise.json)",
+                        where=f"file {path}", fix="pass a directory written by labelwise "
+                        "train or the best/ directory of labelwise tune", code="LW403")
+    manifest = json.loads(manifest_file.read_text())
+    why = ""
+    if distribution is None and plan is not None:
+        from labelwise.data.inspection import distribution as label_counts
+
+        distribution = label_counts(plan.data)
+    if distribution is None:
+        from labelwise.data.inspection import inspect_recorded
+
+        try:
+            distribution = inspect_recorded(manifest).distribution
+        except LabelwiseError as err:
+            why = str(err)
+    card = path / CARD_NAME
+    card.write_text(render_model_card(manifest, distribution=distribution, unavailable=why),
+                    encoding="utf-8")
+    return card
+
+
+def render_model_card(manifest: Mapping[str, Any], *,
+                      distribution: Mapping[str, Mapping[str, Any]] | None = None,
+                      unavailable: str = "") -> str:
+    """The text of the card for a ``labelwise.json`` manifest (see the module docstring)."""
+    schema = manifest["schema"]
+    task = schema["task"]
+    plan = manifest.get("plan") or {}
+    base, base_text = _base_model(plan.get("model") or {})
+    front = ["---", "library_name: transformers", "pipeline_tag: text-classification",
+             "tags:", "- labelwise", "- text-classification", f"- {task}"]
+    if base:
+        front.append(f"base_model: {json.dumps(base)}")
+    front.append("---")
+    names = list(schema["targets"] if task == "regression" else
+                 [str(c) for c in schema["classes"]])
+    train = (distribution or {}).get("train")
+    parts = ["\n".join(front), "", f"# {task} text classifier (labelwise)", "",
+             (f"A `{task}` text classifier fine-tuned from {base_text} with "
+              "[labelwise](https://pypi.org/project/labelwise/). Its label schema was read "
+              "from the data and checked before training; the head, loss and decision rule "
+              "below follow from it."), "",
+             *_labels(task, schema, names, train, unavailable), "",
+             *_metrics(manifest.get("metrics") or {}), "",
+             *_thresholds(task, schema, manifest), "",
+             "## Base model", "", f"Fine-tuned from {base_text}.", "",
+             *_data(plan, schema), "",
+             *_hyperparameters(plan, manifest), "",
+             *_usage(task, manifest, names), ""]
+    return "\n".join(parts)
+
+
+def _base_model(model: Mapping[str, Any]) -> tuple[str | None, str]:
+    from labelwise.plan.model_ref import DEFAULT_NAME
+
+    name = model.get("name_or_path")
+    if model.get("default"):
+        link = f"[{DEFAULT_NAME}](https://huggingface.co/{DEFAULT_NAME})"
+        return DEFAULT_NAME, f"{link} (packaged with labelwise)"
+    if name and not model.get("local"):
+        return str(name), f"[{name}](https://huggingface.co/{name})"
+    return None, f"a local model directory (`{name}`)" if name else "an unrecorded model"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    def cell(v: Any) -> str:
+        text = f"{v:.4g}" if isinstance(v, float) else "-" if v is None else str(v)
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(cell(v) for v in row) + " |" for row in rows)]
+
+
+def _labels(task: str, schema: Mapping[str, Any], names: list[str],
+            train: Mapping[str, Any] | None, unavailable: str) -> list[str]:
+    out = ["## Task and labels", "", f"Task: **{task}** ({schema.get('evidence', '')}).",
+           (f"Label column(s): {', '.join(f'`{c}`' for c in schema.get('columns', []))}; "
+            f"format `{schema.get('label_format')}`."), ""]
+    if task == "binary":
+        out += [f"Positive class: `{schema['classes'][1]}`.", ""]
+    if train is None:
+        counts_note = f" ({unavailable})" if unavailable else ""
+        out += [(f"Training counts: unavailable (the training data could not be read"
+                 f"{counts_note})."), ""]
+        train = {}
+    if task == "regression":
+        rows = [[n, *(train.get(n, {}).get(k) for k in ("mean", "sd", "min", "max"))]
+                for n in names]
+        return out + _table(["target", "train mean", "train sd", "train min", "train max"],
+                            rows)
+    if task == "multilabel":  # a row holds several labels: no shares that sum to 1
+        return out + _table(["id", "label", "train rows with it"],
+                            [[i, n, train.get(n)] for i, n in enumerate(names)])
+    total = sum(train.get(n) or 0 for n in names) or None
+    rows = [[i, n, train.get(n), f"{train[n] / total:.1%}" if total and n in train else None]
+            for i, n in enumerate(names)]
+    return out + _table(["id", "label", "train rows", "share"], rows)
+
+
+def _metrics(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    splits = list(metrics)
+    keys: list[str] = []
+    for split in splits:
+        keys += [k for k in metrics[split] if k not in keys]
+    if not keys:
+        return ["## Metrics", "", "No metrics were recorded."]
+    rows = [[k, *(metrics[s].get(k) for s in splits)] for k in keys]
+    return ["## Metrics", "", ("Computed by labelwise on each split after training (test "
+                               "metrics use the thresholds chosen on validation)."), "",
+            *_table(["metric", *splits], rows)]
+
+
+def _thresholds(task: str, schema: Mapping[str, Any], manifest: Mapping[str, Any]
+                ) -> list[str]:
+    contract = manifest.get("contract") or {}
+    out = ["## Thresholds", ""]
+    saved = manifest.get("thresholds")
+    if task not in ("binary", "multilabel") or not saved:
+        rule = contract.get("decision_rule", "argmax")
+        return [*out, f"None: the decision rule is `{rule}`."]
+    labels = ([str(schema["classes"][1])] if task == "binary"
+              else [str(c) for c in schema["classes"]])
+    rows = [[n, v, m, f] for n, v, m, f in zip(labels, saved["values"], saved["methods"],
+                                               saved["f1"], strict=False)]
+    return out + ["A label is predicted when its score is at least its threshold.", "",
+                  *_table(["label", "threshold", "method", "validation F1"], rows)]
+
+
+def _data(plan: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    sources = plan.get("sources") or {}
+    prints = plan.get("data_fingerprints") or {}
+    rows = [[s, sources.get(s), prints.get(s)] for s in dict.fromkeys([*sources, *prints])]
+    carve = plan.get("carve")
+    out = ["## Training data", "", f"Label schema fingerprint: `{schema.get('fingerprint')}`.",
+           "", *_table(["split", "source", "fingerprint"], rows)]
+    if carve:
+        out += ["", f"The validation split was carved from train: `{json.dumps(carve)}`."]
+    return out
+
+
+def _hyperparameters(plan: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[str]:
+    train = (plan.get("config") or {}).get("train") or {}
+    contract = manifest.get("contract") or {}
+    out = ["## Hyperparameters", ""]
+    if "trial" in manifest:
+        params = json.dumps(manifest.get("params") or {})
+        out += [f"Chosen by hyperparameter search (trial {manifest['trial']}): `{params}`.", ""]
+    decided = {d.get("key"): d for d in plan.get("decisions") or []}
+    start = ""
+    if "head_bias" in decided:
+        d = decided["head_bias"]
+        start = f" New head, bias at start: {d['value']} ({d['reason']})."
+    out += [(f"Head: `{contract.get('problem_type')}`, {contract.get('num_labels')} outputs, "
+             f"loss `{contract.get('loss')}`, max length {manifest.get('max_length')}.{start}"),
+            ""]
+    return out + _table(["train setting", "value"],
+                        [[k, f"`{json.dumps(v)}`"] for k, v in train.items()])
+
+
+def _usage(task: str, manifest: Mapping[str, Any], names: list[str]) -> list[str]:
+    thr = (manifest.get("thresholds") or {}).get("values") or []
+    one_logit = (manifest.get("contract") or {}).get("num_labels") == 1 and task == "binary"
+    if task == "multilabel":
+        saved = {n: round(float(v), 6) for n, v in zip(names, thr, strict=False)}
+        code = ['clf = pipeline("text-classification", model=MODEL_DIR, top_k=None)',
+                f"thresholds = {json.dumps(saved)}  # the saved per-label thresholds",
+                'rows = clf(["a text to label"])',
+                'labels = [[s["label"] for s in row if s["score"] >= thresholds[s["label"]]]',
+                "          for row in rows]"]
+        say = ("The scores are independent sigmoid probabilities, one per label (they do not "
+               "sum to 1), so ask for all of them with `top_k=None` and compare each to its "
+               "saved per-label threshold (table above); the pipeline alone applies none.")
+    elif task == "binary":
+        t = round(float(thr[0]), 6) if thr else 0.5
+        pos, neg = json.dumps(names[1]), json.dumps(names[0])
+        code = ['clf = pipeline("text-classification", model=MODEL_DIR, top_k=None)',
+                'scores = {s["label"]: s["score"] for s in clf(["a text to label"])[0]}',
+                f"label = {pos} if scores[{pos}] >= {t} else {neg}"]
+        say = (f"This one-logit head gives one sigmoid score, for `{names[1]}`; compare it "
+               f"to the tuned threshold {t}." if one_logit else
+               f"The pipeline's top label is the argmax (a 0.5 cut); apply the tuned "
+               f"threshold {t} on the score of `{names[1]}` as below.")
+    elif task == "regression":
+        code = [('reg = pipeline("text-classification", model=MODEL_DIR, top_k=None, '
+                 'function_to_apply="none")'),
+                f'reg(["a text to score"])  # one value per target: {", ".join(names)}']
+        say = "Pass `function_to_apply=\"none\"` to get the raw predicted values."
+    else:
+        code = ['clf = pipeline("text-classification", model=MODEL_DIR)',
+                'clf(["a text to label"])  # [{"label": ..., "score": ...}]']
+        say = "The top label is the argmax of the softmax scores."
+    return ["## How to use", "", "With Transformers (the labels come back as their names). "
+            + say, "", "```python", "from transformers import pipeline", "",
+            f'MODEL_DIR = "{_DIR}"  # this directory', *code, "```", "",
+            "With labelwise (applies the saved thresholds and decision rule):", "",
+            "```python", "import labelwise", "", f'MODEL_DIR = "{_DIR}"  # this directory',
+            'preds = labelwise.predict(MODEL_DIR, ["a text to label"])',
+            "preds.labels, preds.scores", "```"]

@@ -1,0 +1,1 @@
+"""Report: the self-contained HTML report of a train or tune output."""

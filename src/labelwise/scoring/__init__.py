@@ -1,0 +1,1 @@
+"""Scoring: metrics, thresholds and the one decision rule from logits to labels (numpy only)."""

@@ -1,0 +1,1 @@
+"""Training: the Transformers trainer, heads, losses, batching, forward passes and predict."""

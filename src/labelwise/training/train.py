@@ -1,0 +1,446 @@
+"""``train``: preflight, tokenize once, fine-tune on transformers' Trainer, evaluate, save.
+
+The pieces are separate so that tuning reuses them: :func:`prepare` (tokenizer, token ids
+and targets of every split, built once), :func:`build_model`, :func:`fit` (one Trainer run),
+:func:`final_metrics` (thresholds tuned on validation, metrics of every split) and
+:func:`~labelwise.outputs.model_dir.save_model_dir`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelwise.training._memory import frozen_heap, trim_heap
+from labelwise.outputs.model_dir import partial_dir, publish, save_model_dir
+from labelwise.plan.config import RunConfig, load_config
+from labelwise.errors import ConfigError, SchemaMismatchError
+from labelwise.plan.preflight import Plan, preflight
+from labelwise.scoring.thresholds import Thresholds
+from labelwise.training.tokens import Encoded, encode_texts
+from labelwise.plan.contract import to_targets
+
+__all__ = ["TrainResult", "Prepared", "train", "prepare", "build_model", "fit",
+           "final_metrics", "set_threads"]
+
+logger = logging.getLogger("labelwise")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What ``train`` produced: the model dir, metrics per split, thresholds, timings."""
+
+    output_dir: Path
+    metrics: dict[str, dict[str, Any]]
+    thresholds: Thresholds | None
+    plan: Plan
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs that does not change between trials."""
+
+    plan: Plan
+    tokenizer: Any
+    encoded: dict[str, Encoded]
+    labels: dict[str, np.ndarray]
+    pad_id: int
+    sep_id: int
+    base_state: dict[str, Any] | None = None
+    templates: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    _used_ids: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def targets(self, split: str, plan: Plan | None = None) -> np.ndarray:
+        """The split's targets in the dtype and shape of ``plan``'s contract."""
+        return to_targets(self.labels[split], (plan or self.plan).contract)
+
+    def encoded_at(self, split: str, max_length: int) -> Encoded:
+        """The split cut to ``max_length`` (shared longest tokenization)."""
+        enc = self.encoded[split]
+        return enc if max_length >= enc.max_length else enc.cut(max_length, self.sep_id)
+
+    def used_ids(self, max_length: int) -> np.ndarray:
+        """The token ids that training and validation batches can hold at ``max_length``."""
+        from labelwise.training.embedding_rows import used_token_ids
+
+        if max_length not in self._used_ids:
+            self._used_ids[max_length] = used_token_ids(
+                *(self.encoded_at(s, max_length).ids for s in ("train", "valid")),
+                special_ids=list(self.tokenizer.all_special_ids))
+        return self._used_ids[max_length]
+
+
+def set_threads(config: RunConfig) -> int:
+    """``torch.set_num_threads`` from ``train.threads`` or the cores this process may use."""
+    import torch
+
+    n = config.train.threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(max(1, n))
+    return n
+
+
+def _load_tokenizer(plan: Plan) -> Any:
+    from transformers import AutoTokenizer
+
+    m = plan.config.model
+    return AutoTokenizer.from_pretrained(plan.model.name_or_path, revision=m.revision,
+                                         trust_remote_code=m.trust_remote_code)
+
+
+def prepare(plan: Plan, *, max_length: int | None = None, use_cache: bool = True) -> Prepared:
+    """Load the tokenizer, tokenize every split once (cached), encode the targets."""
+    tokenizer = _load_tokenizer(plan)
+    length = max_length or plan.config.model.max_length
+    data = plan.data
+    encoded, labels = {}, {}
+    for split in data.splits:
+        texts = data.texts(split)
+        pairs = ([str(t) for t in data.frames[split][data.text_pair_column].tolist()]
+                 if data.text_pair_column else None)
+        encoded[split] = encode_texts(tokenizer, texts, pairs, max_length=length,
+                                      use_cache=use_cache)
+        labels[split] = plan.schema.encode(data.labels(split), split=split)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    sep = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else (
+        tokenizer.eos_token_id or 0)
+    return Prepared(plan, tokenizer, encoded, labels, int(pad), int(sep))
+
+
+def load_base_state(plan: Plan) -> dict[str, Any]:
+    """The pretrained weights without the new head, loaded once and kept in memory."""
+    from labelwise.training.heads import new_parameters
+
+    model, info = build_model(plan, loading_info=True)
+    head = new_parameters(model, loading_info=info)
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if k not in head}
+
+
+def build_model(plan: Plan, *, base_state: dict[str, Any] | None = None,
+                config: RunConfig | None = None, loading_info: bool = False) -> Any:
+    """The classifier with the contract's head; from memory when ``base_state`` is given."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    cfg = config or plan.config
+    c, s = plan.contract, plan.schema
+    if c.num_labels == 1 and s.task.value == "binary":
+        id2label = {0: str(s.positive)}
+    else:
+        id2label = dict(enumerate(s.label_names))
+    kwargs: dict[str, Any] = {"num_labels": c.num_labels, "id2label": id2label,
+                              "label2id": {v: k for k, v in id2label.items()},
+                              "problem_type": c.problem_type}
+    if cfg.model.dropout is not None:
+        kwargs.update(hidden_dropout_prob=cfg.model.dropout,
+                      attention_probs_dropout_prob=cfg.model.dropout,
+                      classifier_dropout=cfg.model.dropout)
+    common = {"revision": cfg.model.revision, "trust_remote_code": cfg.model.trust_remote_code}
+    if base_state is not None:
+        import torch
+
+        hf_config = AutoConfig.from_pretrained(plan.model.name_or_path, **kwargs, **common)
+        model = AutoModelForSequenceClassification.from_config(
+            hf_config, trust_remote_code=cfg.model.trust_remote_code)
+        with torch.no_grad():
+            model.load_state_dict(base_state, strict=False)
+        return model
+    return AutoModelForSequenceClassification.from_pretrained(
+        plan.model.name_or_path, ignore_mismatched_sizes=cfg.model.reinit_head, **kwargs,
+        output_loading_info=loading_info, **common)
+
+
+def _training_args(cfg: RunConfig, plan: Plan, work: Path, n_train: int, *,
+                   save: bool) -> Any:
+    from transformers import TrainingArguments
+
+    from labelwise.training.trainer import steps_per_epoch
+
+    t = cfg.train
+    per_epoch = steps_per_epoch(n_train, t.batch_size, t.gradient_accumulation_steps)
+    # Rounded up, so that the last evaluation falls on the last step: rounded down, Trainer
+    # evaluates a few steps after the last scheduled evaluation again (at the end of
+    # training), which on sst2 at batch 16 (625 steps an epoch, 2 evaluations) cost a fifth
+    # evaluation of the validation split for 2 steps of training.
+    eval_steps = max(1, math.ceil(per_epoch / t.evals_per_epoch))
+    metric, direction = plan.objective
+    return TrainingArguments(
+        output_dir=str(work / "checkpoints"),
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps or -1,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size or max(t.batch_size, 64),
+        learning_rate=t.learning_rate,
+        weight_decay=t.weight_decay,
+        warmup_steps=t.warmup_ratio,
+        lr_scheduler_type=t.lr_scheduler,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        max_grad_norm=t.max_grad_norm,
+        seed=t.seed,
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps" if save else "no",
+        save_steps=eval_steps,
+        save_total_limit=2 if save else None,
+        load_best_model_at_end=save,
+        metric_for_best_model=f"eval_{metric}",
+        greater_is_better=direction == "maximize",
+        logging_steps=max(1, min(50, eval_steps // 2)),
+        report_to=[],
+        disable_tqdm=True,
+        use_cpu=True,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        label_names=["labels"],
+    )
+
+
+@dataclass
+class FitResult:
+    """One Trainer run: the (best) model, the log, and where the time went."""
+
+    model: Any
+    log_history: list[dict[str, Any]]
+    train_seconds: float
+    step_seconds: float
+    steps: int
+    samples_per_second: float
+    pad_share: float
+    best_metric: float | None
+    last_eval: tuple[int, np.ndarray, np.ndarray] | None = None  # (step, logits, targets)
+    embedding_rows: int | None = None  # word-embedding rows trained (None: all of them)
+
+
+def _new_model(prepared: Prepared, plan: Plan) -> tuple[Any, set[str]]:
+    """A model for ``plan`` and the names of its new head's parameters, whose output bias
+    starts at the training prior when the plan says so (``Plan.head_bias_at_prior``)."""
+    from transformers import set_seed
+
+    from labelwise.training.heads import init_head_bias, new_parameters, reinit_head
+
+    cfg = plan.config
+    set_seed(cfg.train.seed)  # the new head's initial weights follow the run's seed
+    if prepared.base_state is not None:
+        # A copy of a model built once per head shape, with a new head of this seed:
+        # building from the config initialises every weight before the base weights
+        # replace them (0.5 s a trial for MiniLM, against 0.04 s for the copy).
+        key = (plan.contract.num_labels, plan.contract.problem_type, cfg.model.dropout)
+        if key not in prepared.templates:
+            prepared.templates[key] = build_model(plan, base_state=prepared.base_state,
+                                                  config=cfg)
+        model = copy.deepcopy(prepared.templates[key])
+        head = new_parameters(model, base_state=prepared.base_state)
+        set_seed(cfg.train.seed)
+        reinit_head(model, head)
+    else:
+        model, info = build_model(plan, config=cfg, loading_info=True)
+        head = new_parameters(model, loading_info=info)
+    if plan.head_bias_at_prior:
+        init_head_bias(model, new=head, targets=prepared.targets("train", plan),
+                       contract=plan.contract)
+    return model, head
+
+
+def _cut_embeddings(model: Any, prepared: Prepared, plan: Plan) -> Any:
+    """Cut the word embeddings to the rows the data uses when the plan says that trains the
+    same model (see ``labelwise.training.embedding_rows``)."""
+    from labelwise.training.embedding_rows import cut_word_embeddings
+
+    if not plan.cuts_embedding_rows:
+        return None
+    return cut_word_embeddings(model, prepared.used_ids(plan.config.model.max_length))
+
+
+def fit(prepared: Prepared, *, plan: Plan | None = None, work: Path,
+        callbacks: Sequence[Any] = (), resume_from: str | None = None, save: bool = True,
+        model: Any = None) -> FitResult:
+    """Train one model on ``prepared`` with ``plan`` (default: the prepared plan; a trial
+    passes its own plan, whose config and contract may differ)."""
+    from transformers import PrinterCallback, TrainerCallback
+
+    from labelwise.training.batching import EncodedDataset, pad_stats
+    from labelwise.scoring.evaluation import evaluate_logits
+    from labelwise.training.trainer import LabelwiseTrainer, StepTimer, collator_for
+
+    plan = plan or prepared.plan
+    cfg = plan.config
+    max_length = cfg.model.max_length
+    train_ds = EncodedDataset(prepared.encoded_at("train", max_length),
+                              prepared.targets("train", plan))
+    valid_ds = EncodedDataset(prepared.encoded_at("valid", max_length),
+                              prepared.targets("valid", plan))
+    trim_heap()
+    head: set[str] = set()
+    if model is None:
+        model, head = _new_model(prepared, plan)
+    last: dict[str, Any] = {}
+
+    def metrics_fn(pred: Any) -> dict[str, float]:
+        logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
+        last["eval"] = (np.asarray(logits), np.asarray(pred.label_ids))
+        metrics, _ = evaluate_logits(np.asarray(logits), np.asarray(pred.label_ids),
+                                     contract=plan.contract, schema=plan.schema, tune=True,
+                                     full=False, threshold_metric=plan.threshold_metric)
+        return metrics
+
+    class _Step(TrainerCallback):
+        def on_evaluate(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if "eval" in last:
+                last["step"] = state.global_step
+
+    timer = StepTimer()
+    extra = list(callbacks)
+    if save and cfg.train.early_stopping_patience:
+        from transformers import EarlyStoppingCallback
+
+        extra.append(EarlyStoppingCallback(cfg.train.early_stopping_patience))
+    cut = _cut_embeddings(model, prepared, plan)
+    collator = collator_for(prepared.pad_id, plan.contract)
+    trainer = LabelwiseTrainer(model=model, args=_training_args(cfg, plan, work, len(train_ds),
+                                                                 save=save),
+                               train_dataset=train_ds, eval_dataset=valid_ds,
+                               data_collator=collator, compute_metrics=metrics_fn,
+                               callbacks=[timer, _Step(), *extra], contract=plan.contract,
+                               bucket=cfg.train.length_bucketing, head_parameters=head,
+                               head_learning_rate=cfg.train.head_learning_rate)
+    trainer.remove_callback(PrinterCallback)
+    start = time.perf_counter()
+    out = trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.perf_counter() - start
+    trained = cut.restore(trainer.model) if cut is not None else trainer.model
+    stats = pad_stats(collator)
+    last_eval = (last["step"], *last["eval"]) if "step" in last and not save else None
+    return FitResult(trained, list(trainer.state.log_history), seconds,
+                     timer.step_seconds, int(out.global_step),
+                     float(out.metrics.get("train_samples_per_second", 0.0)),
+                     stats["pad_share"], trainer.state.best_metric, last_eval,
+                     cut.rows if cut is not None else None)
+
+
+def final_metrics(prepared: Prepared, model: Any, *, plan: Plan | None = None,
+                  splits: Sequence[str] | None = None, batch_size: int = 64,
+                  thresholds: Thresholds | None = None,
+                  valid_eval: tuple[np.ndarray, np.ndarray] | None = None,
+                  ) -> tuple[dict[str, dict[str, Any]], Thresholds | None]:
+    """Thresholds tuned on validation, then the full metrics of each split with them.
+
+    ``valid_eval`` (logits and targets of the last evaluation, in any row order)
+    saves a forward pass; ``thresholds`` skips tuning."""
+    from labelwise.scoring.evaluation import evaluate_logits
+    from labelwise.training.forward import predict_logits
+
+    plan = plan or prepared.plan
+    length = plan.config.model.max_length
+    out: dict[str, dict[str, Any]] = {}
+    for split in splits or [s for s in ("valid", "test") if s in prepared.encoded]:
+        if split == "valid" and valid_eval is not None:
+            logits, targets = valid_eval
+        else:
+            logits = predict_logits(model, prepared.encoded_at(split, length),
+                                    pad_id=prepared.pad_id, batch_size=batch_size)
+            targets = prepared.targets(split, plan)
+        tune = split == "valid" and thresholds is None
+        out[split], tuned = evaluate_logits(logits, targets, contract=plan.contract,
+                                            schema=plan.schema, thresholds=thresholds,
+                                            tune=tune, threshold_metric=plan.threshold_metric)
+        if tune:
+            thresholds = tuned
+    return out, thresholds
+
+
+def _output_dir(cfg: RunConfig, overwrite: bool) -> Path:
+    if not cfg.output_dir:
+        raise ConfigError("no output directory given", fix="set output_dir in the config or "
+                          "pass --output-dir", code="LW330")
+    out = Path(cfg.output_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise ConfigError("output directory is not empty", where=f"file {out}",
+                          fix="pass --overwrite to replace it, or choose another --output-dir",
+                          code="LW331")
+    return out
+
+
+def _resume_point(work: Path, plan: Plan, resume: bool) -> str | None:
+    import json
+
+    marker = work / "plan.json"
+    if not resume:
+        if work.exists():
+            logger.info("removing the unfinished run in %s (pass --resume to continue it)", work)
+            shutil.rmtree(work)
+        return None
+    if not marker.exists():
+        logger.info("nothing to resume in %s: starting from the first step", work)
+        return None
+    saved = json.loads(marker.read_text())
+    now = {"schema": plan.schema.fingerprint, "data": plan.to_dict()["data_fingerprints"]}
+    if saved != now:
+        raise SchemaMismatchError("cannot resume: the data or labels changed since the run "
+                                  f"started (was {saved}, now {now})", where=f"file {work}",
+                                  fix="resume with the same data, or start without --resume")
+    checkpoints = sorted((work / "checkpoints").glob("checkpoint-*"),
+                         key=lambda p: int(p.name.rsplit("-", 1)[1]))
+    if not checkpoints:
+        return None
+    logger.info("resuming from %s", checkpoints[-1])
+    return str(checkpoints[-1])
+
+
+def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bool = False,
+          callbacks: Sequence[Any] = (), source: str | None = None) -> TrainResult:
+    """Fine-tune one classifier: preflight, tokenize, train, evaluate, save.
+
+    Args:
+        config: A :class:`RunConfig`, or the path of a YAML/TOML run config.
+        overwrite: Replace a non-empty output directory.
+        resume: Continue an interrupted run from its last checkpoint.
+        callbacks: Extra ``transformers.TrainerCallback`` objects (the CLI's progress bar).
+        source: Config file name quoted in messages.
+
+    Raises:
+        PreflightError: Any preflight error; nothing is loaded or written.
+        ConfigError: No or a non-empty output directory (without ``overwrite``).
+    """
+    import json
+
+    if not isinstance(config, RunConfig):
+        source = source or str(config)
+        config = load_config(config)
+    plan = preflight(config, source=source)
+    out = _output_dir(config, overwrite)
+    plan.log()
+    work = partial_dir(out)
+    resume_from = _resume_point(work, plan, resume)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "plan.json").write_text(json.dumps({"schema": plan.schema.fingerprint,
+                                                "data": plan.to_dict()["data_fingerprints"]}))
+    threads = set_threads(config)
+    started = time.perf_counter()
+    prepared = prepare(plan)
+    prep_seconds = time.perf_counter() - started
+    with frozen_heap():  # the loaded data and weights: out of every collection's scan
+        result = fit(prepared, work=work, callbacks=callbacks, resume_from=resume_from)
+        metrics, thresholds = final_metrics(prepared, result.model)
+    stats = {"threads": threads, "prepare_seconds": round(prep_seconds, 3),
+             "train_seconds": round(result.train_seconds, 3),
+             "step_seconds": round(result.step_seconds, 3), "steps": result.steps,
+             "samples_per_second": round(result.samples_per_second, 3),
+             "pad_share": result.pad_share, "best_metric": result.best_metric,
+             "embedding_rows_trained": result.embedding_rows or "all",
+             "total_seconds": round(time.perf_counter() - started, 3)}
+    final = work / "final"
+    save_model_dir(final, plan=plan, model=result.model, tokenizer=prepared.tokenizer,
+                   metrics=metrics, thresholds=thresholds, stats=stats,
+                   log_history=result.log_history)
+    publish(final, out, overwrite=overwrite)
+    shutil.rmtree(work, ignore_errors=True)
+    return TrainResult(out, metrics, thresholds, plan, stats)
