@@ -13,7 +13,8 @@ from typing import Any
 
 from labelwise.errors import ConfigError
 from labelwise.findings import Finding
-from labelwise.data.io import Table, check_columns, read_table, split_dataset_dict
+from labelwise.data.io import (Table, check_columns, read_table, split_dataset_dict,
+                               type_label_cells)
 from labelwise.labels.inference import infer_task
 from labelwise.labels.schema import LabelSchema
 from labelwise.data.split import CarveRecord, carve_validation
@@ -126,7 +127,7 @@ def read_splits(
         if text_pair_column:
             check_columns(table, [text_pair_column], split=split, role="text pair")
         check_columns(table, label_columns, split=split, role="label")
-        tables[split] = table
+        tables[split] = type_label_cells(table, label_columns)
     return RawSplits(tables, text_column, text_pair_column, label_columns)
 
 
