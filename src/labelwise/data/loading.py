@@ -17,6 +17,7 @@ from labelwise.data.io import (Table, check_columns, read_table, split_dataset_d
                                type_label_cells)
 from labelwise.labels.inference import infer_task
 from labelwise.labels.schema import LabelSchema
+from labelwise.data.auditing import text_key
 from labelwise.data.split import CarveRecord, carve_validation
 
 __all__ = ["LoadedData", "RawSplits", "load_splits", "read_splits", "frame_fingerprint"]
@@ -197,9 +198,10 @@ def load_splits(
     carve = None
     if "valid" not in frames:
         targets, fits = schema.encode_lenient(raw.labels("train"))
+        texts = [text_key(t) for t in frames["train"][text_column].tolist()]
         frames["train"], frames["valid"], carve, more = carve_validation(
             frames["train"], targets, schema=schema, valid_size=valid_size, seed=seed,
-            eligible=fits)
+            eligible=fits, texts=texts)
         sources["valid"] = f"{sources['train']} (carved, seed {seed})"
         findings.extend(more)
     ordered = {s: frames[s] for s in SPLITS if s in frames}
