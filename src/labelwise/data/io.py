@@ -267,7 +267,8 @@ def type_label_cells(table: Table, columns: Sequence[str]) -> Table:
 
     frame = frame.copy()
     for column, cells in typed.items():
-        frame[column] = pd.Series(cells, index=frame.index, dtype=object)
+        # all ints -> int64, numbers with gaps -> float64 (as pandas reads them); mixed: object
+        frame[column] = pd.Series(cells, index=frame.index, dtype=object).infer_objects()
     return Table(frame, table.source, table.path)
 
 
