@@ -527,9 +527,10 @@ def predict(
         from labelwise.training.predict import predict as run_predict
 
         loaded = load_model(model_dir)
-        table = read_table(input_file, split="input")
         column = text_column or loaded.manifest.get("text_column") or "text"
         pair = loaded.manifest.get("text_pair_column")
+        table = read_table(input_file, split="input", text_columns=[column, *([pair] if pair
+                                                                              else [])])
         check_columns(table, [column, *([pair] if pair else [])], split="input", role="text")
         frame = table.frame
         thr = None if not threshold else threshold[0] if len(threshold) == 1 else threshold

@@ -7,6 +7,7 @@ columns exist. Row numbers in every message are the DataFrame index of the split
 
 from __future__ import annotations
 
+import csv
 import difflib
 import errno
 import json
@@ -68,8 +69,12 @@ def _dataset_to_frame(ds: Any) -> Any:
     return frame
 
 
-def read_table(source: Any, *, split: str = "train") -> Table:
+def read_table(source: Any, *, split: str = "train", text_columns: Sequence[str] = ()
+               ) -> Table:
     """Read one split from a path, a pandas DataFrame or a ``datasets.Dataset``.
+
+    ``text_columns`` of a CSV or TSV file are read as written: pandas would read a text
+    column of digits (``007``) as numbers (``7``).
 
     Raises:
         DataError: The path does not exist, its suffix is unknown, or it cannot be parsed.
@@ -98,7 +103,7 @@ def read_table(source: Any, *, split: str = "train") -> Table:
         raise DataError(f"unknown file type '{path.suffix}'", where=f"file {path}",
                         fix=f"use one of {', '.join(sorted(SUFFIXES))}")
     try:
-        frame = _read_path(pd, path, kind, split)
+        frame = _read_path(pd, path, kind, split, text_columns)
     except DataError:
         raise
     except UnicodeDecodeError:
@@ -145,11 +150,12 @@ def _not_utf8(path: Path, split: str) -> DataError:
                      "CSV UTF-8')", code="LW412")
 
 
-def _header(pd: Any, path: Path, kind: str) -> list[str]:
-    sep, quoting = ("\t", 3) if kind == "tsv" else (",", 0)
-    head = pd.read_csv(path, sep=sep, quoting=quoting, header=None, nrows=1, dtype=str,
-                       keep_default_na=False)
-    return [str(v) for v in head.iloc[0].tolist()] if len(head) else []
+def _header(path: Path, kind: str) -> list[str]:
+    """The header row as written (pandas would rename a repeated name to ``name.1``)."""
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        if kind == "tsv":  # read with quoting off, as the table is
+            return f.readline().rstrip("\r\n").split("\t")
+        return next(csv.reader(f), [])
 
 
 def refuse_duplicate_columns(names: Sequence[Any], *, source: str, split: str) -> None:
@@ -219,18 +225,18 @@ def _read_json_records(pd: Any, path: Path, split: str, text: str) -> Any:
     return pd.DataFrame.from_records(records) if records else pd.DataFrame()
 
 
-def _read_path(pd: Any, path: Path, kind: str, split: str) -> Any:
+def _read_path(pd: Any, path: Path, kind: str, split: str, text_columns: Sequence[str]
+               ) -> Any:
     # Only an empty cell is missing: pandas' default NA strings would turn a text that reads
     # "None" or "NA" (EmoBank has one) into a missing value.
     if kind in ("csv", "tsv"):
-        refuse_duplicate_columns(_header(pd, path, kind), source=str(path), split=split)
-    # Every cell is read as text: pandas would turn a text column of digits ("007") into
-    # floats (7.0). Label columns are typed afterwards, the way JSON types them.
-    if kind == "csv":
-        return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=str)
-    if kind == "tsv":
+        header = _header(path, kind)
+        refuse_duplicate_columns(header, source=str(path), split=split)
+        texts = {c: str for c in text_columns if c in header}
+        if kind == "csv":
+            return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=texts)
         return pd.read_csv(path, sep="\t", quoting=3, keep_default_na=False, na_values=[""],
-                           dtype=str)
+                           dtype=texts)
     if kind in ("jsonl", "json"):
         return _read_json_records(pd, path, split, path.read_text(encoding="utf-8-sig"))
     import pyarrow.parquet as pq  # parquet needs pyarrow, a pandas dependency here
@@ -244,31 +250,35 @@ def type_label_cells(table: Table, columns: Sequence[str]) -> Table:
 
     JSON keeps ``0`` and ``"neutral"`` apart; a CSV column ``0, 1, neutral`` is three strings
     to pandas. Typing the label cells the way JSON would (``0`` an int, ``2.5`` a float,
-    ``true`` a bool) gives both files one verdict: LW118, a column mixing forms. Texts and
-    other columns stay as written.
+    ``true`` a bool) gives both files one verdict: LW118, a column mixing forms. Text
+    columns are read as text (``read_table(text_columns=...)``) and never typed.
     """
     kind = SUFFIXES.get(table.path.suffix.lower()) if table.path is not None else None
     if kind not in ("csv", "tsv"):
         return table
+    import pandas as pd
+
     frame = table.frame
-    typed = {}
+    typed: dict[str, Any] = {}
     for column in columns:
         values = frame[column]
         if values.dtype.kind in "biuf":  # already numbers (or bools)
             continue
-        cache: dict[str, Any] = {}
-        cells = [cache[v] if v in cache else cache.setdefault(v, _typed(v))
-                 if isinstance(v, str) else v for v in values.tolist()]
-        if any(type(c) is not type(v) for c, v in zip(cells, values.tolist(), strict=True)):
-            typed[column] = cells
+        try:  # a column of numbers only: int64, or float64 with gaps, as pandas reads it
+            typed[column] = pd.to_numeric(values)
+            continue
+        except (ValueError, TypeError):
+            pass
+        mapping = {v: _typed(v) for v in values.dropna().unique() if isinstance(v, str)}
+        if any(type(t) is not str for t in mapping.values()):
+            # bools -> bool; ints next to words -> object (LW118 then names the rows)
+            cells = [mapping.get(v, v) if isinstance(v, str) else v for v in values.tolist()]
+            typed[column] = pd.Series(cells, index=frame.index, dtype=object).infer_objects()
     if not typed:
         return table
-    import pandas as pd
-
     frame = frame.copy()
-    for column, cells in typed.items():
-        # all ints -> int64, numbers with gaps -> float64 (as pandas reads them); mixed: object
-        frame[column] = pd.Series(cells, index=frame.index, dtype=object).infer_objects()
+    for column, series in typed.items():
+        frame[column] = series
     return Table(frame, table.source, table.path)
 
 

@@ -123,7 +123,9 @@ def read_splits(
     for split in SPLITS:
         if sources[split] is None:
             continue
-        table = read_table(sources[split], split=split)
+        table = read_table(sources[split], split=split,
+                           text_columns=[text_column, *([text_pair_column] if text_pair_column
+                                                        else [])])
         check_columns(table, [text_column], split=split, role="text")
         if text_pair_column:
             check_columns(table, [text_pair_column], split=split, role="text pair")
