@@ -210,3 +210,13 @@ def test_cli_bad_config_exits_2_and_writes_nothing(tmp_path, text, message):
     result = CliRunner().invoke(app, ["check", "--config", str(tmp_path), "--format", "json"])
     assert result.exit_code == 2
     assert '"ok": false' in result.stdout and "config path is a directory" in result.stdout
+
+
+def test_config_symlink_loop_and_dangling_link_say_so(tmp_path):
+    (tmp_path / "a.yaml").symlink_to(tmp_path / "b.yaml")
+    (tmp_path / "b.yaml").symlink_to(tmp_path / "a.yaml")
+    with pytest.raises(ConfigError, match="config path is a symlink loop"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").symlink_to(tmp_path / "gone.yaml")
+    with pytest.raises(ConfigError, match="config path is a symlink to a missing file"):
+        load_config(tmp_path / "c.yaml")

@@ -8,6 +8,7 @@ with ``key=value`` overrides from the command line.
 from __future__ import annotations
 
 import difflib
+import errno
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -365,8 +366,16 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.exists():
-        raise ConfigError("config file not found", where=f"file {path}", fix="check the path",
-                          code="LW305")
+        what = "config file not found"
+        if path.is_symlink():
+            try:
+                path.resolve(strict=True)
+            except RuntimeError:  # Python 3.11-3.12 name a loop so
+                what = "config path is a symlink loop"
+            except OSError as exc:
+                what = ("config path is a symlink loop" if exc.errno == errno.ELOOP else
+                        "config path is a symlink to a missing file")
+        raise ConfigError(what, where=f"file {path}", fix="check the path", code="LW305")
     if path.is_dir():
         raise ConfigError("config path is a directory", where=f"file {path}",
                           fix="name the YAML or TOML file in it", code="LW305")
