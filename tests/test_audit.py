@@ -236,3 +236,72 @@ def test_regression_carve_is_random():
 def test_missing_labels_never_reach_carved_validation(bad):
     data = run(frame(BALANCED + bad * 4)).data
     assert data.frames["valid"]["label"].notna().all()
+
+
+def test_lw108_mostly_empty_split_is_a_warning_with_count_and_share():
+    train = [["a"], ["b"], ["a", "b"], []] * 10
+    valid = frame([[], [], ["a"], [], ["b"]], [f"v{i}" for i in range(5)])
+    result = run(frame(train), valid)
+    by_split = {f.where.split: f for f in result.findings.by_code("LW108")}
+    assert by_split["train"].level == "info"
+    assert by_split["train"].message.startswith("10 row(s) (25.0%) have an empty label set")
+    assert by_split["valid"].level == "warning"
+    assert by_split["valid"].message == ("3 of 5 rows (60.0%) of validation have an empty "
+                                         "label set: most of the split says 'no label "
+                                         "applies'")
+    assert by_split["valid"].where.rows == (0, 1, 3)
+
+
+def test_lw110_test_rows_whose_text_occurs_in_train():
+    test = frame(["neg", "pos", "neg"], ["text number 7", "unseen", "  text  number 9 "])
+    valid = frame(["neg", "pos"], ["v1", "v2"])
+    f = only(run(frame(BALANCED), valid, test), "LW110")
+    assert (f.level, f.where.split) == ("warning", "test")
+    assert f.message == "2 text(s) of test also occur in train (leakage inflates test scores)"
+    assert f.where.rows == (0, 2)  # whitespace runs do not hide a copy
+
+
+def _leak_texts(n_groups=30, copies=3):
+    # every text occurs `copies` times with one label: a carve by rows splits most groups
+    texts = [f"sentence {g}" for g in range(n_groups) for _ in range(copies)]
+    labels = [["neg", "pos"][g % 2] for g in range(n_groups) for _ in range(copies)]
+    return texts, labels
+
+
+@pytest.mark.parametrize("task", ["single", "multilabel", "regression"])
+def test_carve_keeps_each_text_on_one_side_and_reports_no_leak_it_made(task):
+    texts, labels = _leak_texts()
+    if task == "multilabel":
+        labels = [[lab] if i % 4 else [lab, "extra"] for i, lab in enumerate(labels)]
+    if task == "regression":
+        labels = [0.5 + (i // 3) / 7 for i in range(len(labels))]
+    result = run(frame(labels, texts), valid_size=0.2, seed=3)
+    data = result.data
+    train_texts = set(data.frames["train"]["text"])
+    valid_texts = set(data.frames["valid"]["text"])
+    assert valid_texts and not train_texts & valid_texts
+    assert not result.findings.by_code("LW110"), [f.render() for f in result.findings]
+    assert len(data.frames["valid"]) % 3 == 0  # whole groups
+    assert 12 <= len(data.frames["valid"]) <= 24  # about 20% of 90 rows
+    assert set(data.carve.valid_rows) == set(data.frames["valid"].index)
+
+
+def test_carve_without_duplicates_is_unchanged_by_grouping():
+    from labelwise.data.split import carve_validation
+    from labelwise.labels.schema import infer_schema
+
+    labels = ["a", "b", "c"] * 30
+    df = frame(labels)
+    schema = infer_schema(df["label"])
+    targets = schema.encode(df["label"])
+    by_rows = carve_validation(df, targets, schema=schema, valid_size=0.2, seed=5)
+    by_text = carve_validation(df, targets, schema=schema, valid_size=0.2, seed=5,
+                               texts=list(df["text"]))
+    assert by_rows[2] == by_text[2]
+
+
+def test_carve_keeps_a_group_with_an_unfit_row_in_train():
+    texts = ["dup"] * 3 + [f"t{i}" for i in range(37)]
+    labels = [None, "neg", "pos"] + ["neg", "pos"] * 18 + ["neg"]
+    data = run(frame(labels, texts), valid_size=0.25).data
+    assert "dup" not in set(data.frames["valid"]["text"])

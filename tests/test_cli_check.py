@@ -88,3 +88,37 @@ def test_check_exit_2_no_traceback_and_no_torch(tmp_path):
 def test_check_passing_run_imports_no_torch(tmp_path):
     proc = check_in_subprocess(setup(tmp_path, extra=SEARCH))
     assert "EXIT 0" in proc.stdout and proc.stdout.strip().endswith("HEAVY=")
+
+
+def test_check_reports_truncated_share_per_split_and_warns_when_most(tmp_path):
+    long = "a long sentence that goes on and on about the film and its many scenes"
+    for name, n in (("t.csv", 20), ("v.csv", 4)):
+        pd.DataFrame({"text": [f"{long} {i}" if i % 4 else f"short {i}" for i in range(n)],
+                      "label": ["neg", "pos"] * (n // 2)}).to_csv(tmp_path / name, index=False)
+    config = tmp_path / "run.yaml"
+    config.write_text(f"data: {{train: {tmp_path}/t.csv, valid: {tmp_path}/v.csv}}\n"
+                      "model: {max_length: 8}\n")
+    result = runner.invoke(app, ["check", "--config", str(config), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    (warning,) = [f for f in out["findings"] if f["code"] == "LW131"]
+    assert warning["level"] == "warning"
+    assert warning["message"].startswith("model.max_length=8 truncates most rows: train 75.0% "
+                                         "(15 of 20), validation 75.0% (3 of 4)")
+    (decision,) = [d for d in out["decisions"] if d["key"] == "max_length"]
+    assert decision["value"] == 8
+    result = runner.invoke(app, ["check", "--config", str(config), "--set",
+                                 "model.max_length=128", "--format", "json"])
+    out = json.loads(result.stdout)
+    assert not [f for f in out["findings"] if f["code"] == "LW131"]
+    (decision,) = [d for d in out["decisions"] if d["key"] == "max_length"]
+    assert decision["reason"] == ("rows truncated: train 0.0% (0 of 20), validation 0.0% "
+                                  "(0 of 4)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.yaml", "t.csv", "v.csv"]
+
+
+def test_check_measures_truncation_without_torch(tmp_path):
+    config = setup(tmp_path, extra="model: {max_length: 8}\n")
+    proc = check_in_subprocess(config)
+    assert "EXIT 0" in proc.stdout and proc.stdout.strip().endswith("HEAVY=")
+    assert "max_length=8" in " ".join(proc.stdout.split())

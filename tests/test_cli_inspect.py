@@ -135,3 +135,53 @@ def test_shared_facts_quoted(shared_data):
                                  "--valid", str(d / "validation.jsonl"), "--format", "json"])
     rare = next(f for f in json.loads(result.stdout)["findings"] if f["code"] == "LW105")
     assert "'grief' (14), 'pride' (16)" in rare["message"]
+
+
+HOSTILE = {
+    "dup.csv": (b"text,label,label\na,0,1\nb,1,0\n", "LW410", "two columns named 'label'"),
+    "mixed.csv": (b"text,label\na,0\nb,1\nc,neutral\nd,1\n", "LW118", "mixes label forms"),
+    "latin.csv": ("text,label\ncaf\xe9,0\nb,1\n".encode("latin-1"), "LW412",
+                  "re-save it as UTF-8"),
+    "bad.jsonl": (b'{"text": "a", "label": 0}\n{"text": "b", label: 1}\n', "LW413",
+                  "line 2 is not JSON"),
+    "ids.jsonl": (b'{"text": "a", "label": [0, 2]}\n{"text": "b", "label": [1, 0]}\n'
+                  b'{"text": "c", "label": [2, 1]}\n', "LW129", "multiclass-multioutput"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_file_exits_2_in_text_and_json_and_writes_nothing(tmp_path, name):
+    content, code, message = HOSTILE[name]
+    path = tmp_path / name
+    path.write_bytes(content)
+    result = runner.invoke(app, ["inspect", str(path)])
+    assert result.exit_code == 2
+    assert code in result.output and message in " ".join(result.output.split())
+    result = runner.invoke(app, ["inspect", str(path), "--format", "json"])
+    assert result.exit_code == 2
+    out = json.loads(result.stdout)
+    assert out["ok"] is False and out["findings"][0]["code"] == code
+    assert message in out["findings"][0]["message"] + out["findings"][0]["fix"]
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_symlink_loop_in_json_says_loop(tmp_path):
+    (tmp_path / "a.csv").symlink_to(tmp_path / "b.csv")
+    (tmp_path / "b.csv").symlink_to(tmp_path / "a.csv")
+    result = runner.invoke(app, ["inspect", str(tmp_path / "a.csv"), "--format", "json"])
+    assert result.exit_code == 2
+    finding = json.loads(result.stdout)["findings"][0]
+    assert (finding["code"], finding["message"]) == ("LW411", "train path is a symlink loop")
+
+
+@pytest.mark.parametrize("name", ["dup.csv", "mixed.csv", "latin.csv", "ids.jsonl"])
+def test_train_on_hostile_file_exits_2_and_creates_no_output(tmp_path, name):
+    content, code, _ = HOSTILE[name]
+    path = tmp_path / name
+    path.write_bytes(content)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["train", "--train", str(path), "--valid", str(path), "-o",
+                                 str(out)])
+    assert result.exit_code == 2, result.output
+    assert code in result.output and "Traceback" not in result.output
+    assert not out.exists()

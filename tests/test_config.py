@@ -123,3 +123,100 @@ def test_apply_params_returns_new_config():
     trial = apply_params(cfg, {"train.learning_rate": 1e-4})
     assert trial.train.learning_rate == 1e-4 and cfg.train.learning_rate == 5e-5
     assert isinstance(trial, RunConfig)
+
+
+# -- hostile configs: refused with the key, the line and the fix --------------------------
+
+@pytest.mark.parametrize(("section", "key"), [
+    ("train", "epochs"), ("train", "batch_size"), ("train", "learning_rate"),
+    ("data", "split_seed"), ("model", "max_length"), ("search", "n_trials"),
+])
+def test_bools_are_not_numbers(section, key):
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({**BASE, section: {**BASE.get(section, {}), key: True}})
+    assert str(info.value).startswith(f"'{section}.{key}' must be a number, not true or false."
+                                      " Got True instead")
+    assert info.value.code == "LW303"
+
+
+def test_bool_still_fine_where_a_bool_is_meant():
+    cfg = config_from_dict({"data": {"train": "t.csv", "classes": [False, True],
+                                     "positive": True}, "train": {"length_bucketing": False}})
+    assert cfg.data.positive is True and cfg.data.classes == [False, True]
+
+
+def test_empty_search_space_is_refused_not_replaced_by_the_default():
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({**BASE, "search": {"space": {}}})
+    assert "'search.space' must not be empty" in str(info.value)
+    assert "leave search.space out to search the default space" in str(info.value)
+    assert config_from_dict({**BASE, "search": {}}).search.space is None  # default space
+
+
+def test_duplicate_yaml_key_names_both_lines(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("data:\n  train: t.csv\ntrain:\n  epochs: 2\n  batch_size: 8\n  epochs: 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.code == "LW306"
+    assert "key 'epochs' is written twice (lines 4 and 6)" in str(info.value)
+
+
+def test_yaml_syntax_error_keeps_line_and_column(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("data:\n  train: t.csv\n train: [1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert f"file {path}, line 3, column 2" in str(info.value)
+    assert "\n" not in str(info.value)
+    toml = tmp_path / "run.toml"
+    toml.write_text("[data]\ntrain = \n")
+    with pytest.raises(ConfigError, match=r"at line 2, column 9"):
+        load_config(toml)
+
+
+def test_non_utf8_config_and_directory_are_user_errors(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_bytes("data:\n  train: café.csv\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=re.escape(f"config file is not UTF-8 text (file "
+                                                    f"{path}, line 2). Fix: re-save it as "
+                                                    "UTF-8")):
+        load_config(path)
+    with pytest.raises(ConfigError, match="config path is a directory"):
+        load_config(tmp_path)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (b"data:\n  train: t.csv\ntrain:\n  epochs: true\n", "must be a number"),
+    (b"data:\n  train: t.csv\ndata:\n  valid: v.csv\n", "written twice (lines 1 and 3)"),
+    (b"data:\n  train: caf\xe9.csv\n", "not UTF-8"),
+    (b"data: [\n", "line 2, column 1"),
+    (b"data:\n  train: t.csv\nsearch:\n  space: {}\n", "must not be empty"),
+])
+def test_cli_bad_config_exits_2_and_writes_nothing(tmp_path, text, message):
+    from typer.testing import CliRunner
+
+    from labelwise.cli.app import app
+
+    config = tmp_path / "run.yaml"
+    config.write_bytes(text)
+    out = tmp_path / "out"
+    for verb in ("train", "tune", "check"):
+        args = [verb, "--config", str(config)] + (["-o", str(out)] if verb != "check" else [])
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert message in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["run.yaml"]
+    result = CliRunner().invoke(app, ["check", "--config", str(tmp_path), "--format", "json"])
+    assert result.exit_code == 2
+    assert '"ok": false' in result.stdout and "config path is a directory" in result.stdout
+
+
+def test_config_symlink_loop_and_dangling_link_say_so(tmp_path):
+    (tmp_path / "a.yaml").symlink_to(tmp_path / "b.yaml")
+    (tmp_path / "b.yaml").symlink_to(tmp_path / "a.yaml")
+    with pytest.raises(ConfigError, match="config path is a symlink loop"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").symlink_to(tmp_path / "gone.yaml")
+    with pytest.raises(ConfigError, match="config path is a symlink to a missing file"):
+        load_config(tmp_path / "c.yaml")

@@ -88,3 +88,93 @@ def test_bad_valid_size():
     with pytest.raises(ConfigError, match=re.escape("valid_size must be a float in (0, 1). Got "
                                                     "1.5 instead")):
         load_splits(train=pd.DataFrame(ROWS), valid_size=1.5)
+
+
+# -- hostile files: each refused with a code, the file and the place, nothing half-read ----
+
+def _write(path, text, encoding="utf-8"):
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("t.csv", "text,label,label\na,0,1\nb,1,0\n"),
+    ("t.tsv", "text\tlabel\tlabel\na\t0\t1\nb\t1\t0\n"),
+    ("t.jsonl", '{"text": "a", "label": 0}\n{"text": "b", "label": 1, "label": 0}\n'),
+    ("t.json", '[{"text": "a", "label": 0, "label": 1}]'),
+])
+def test_duplicate_column_names_are_refused(tmp_path, name, text):
+    path = _write(tmp_path / name, text)
+    with pytest.raises(DataError) as info:
+        load_splits(train=path, valid=path)
+    assert info.value.code == "LW410"
+    assert "'label'" in str(info.value) and str(path) in str(info.value)
+    assert "twice" in str(info.value) or "two columns" in str(info.value)
+    if name.endswith("jsonl"):
+        assert "line 2" in str(info.value)
+
+
+def test_duplicate_columns_in_parquet_and_dataframe(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array(["a", "b"]), pa.array([0, 1]),
+                                         pa.array([1, 0])], names=["text", "label", "label"]),
+                   path)
+    with pytest.raises(DataError, match=r"two columns named 'label' \(columns 2 and 3\)"):
+        load_splits(train=path, valid=path)
+    frame = pd.DataFrame([["a", 0, 1], ["b", 1, 0]], columns=["text", "label", "label"])
+    with pytest.raises(DataError, match="two columns named 'label'"):
+        load_splits(train=frame, valid=frame)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+def test_ints_next_to_words_get_one_verdict_in_every_format(tmp_path, suffix):
+    from labelwise.errors import LabelError
+
+    frame = pd.DataFrame({"text": ["a", "b", "c", "d"], "label": [0, 1, "neutral", 1]})
+    path = tmp_path / f"t{suffix}"
+    if suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_csv(path, sep="," if suffix == ".csv" else "\t", index=False)
+    with pytest.raises(LabelError) as info:
+        load_splits(train=path, valid=path)
+    assert info.value.code == "LW118"
+    assert "mixes label forms: 3 ints (rows 0, 1, 3); 1 strings (row 2)" in str(info.value)
+
+
+def test_csv_label_typing_leaves_texts_and_word_labels_alone(tmp_path):
+    path = _write(tmp_path / "t.csv", "text,label\n007,pos\n1.50,neg\n42,pos\n")
+    data = load_splits(train=path, valid=path)
+    assert data.texts("train") == ["007", "1.50", "42"]
+    assert data.schema.classes == ("neg", "pos")
+
+
+def test_latin1_file_names_line_and_asks_for_utf8(tmp_path):
+    path = _write(tmp_path / "t.csv", "text,label\ngood,pos\ncafé,neg\n", encoding="latin-1")
+    with pytest.raises(DataError) as info:
+        load_splits(train=path, valid=path)
+    assert info.value.code == "LW412"
+    assert "line 3, column 4, byte 0xe9" in str(info.value)
+    assert "re-save it as UTF-8" in str(info.value)
+
+
+def test_malformed_jsonl_line_by_number(tmp_path):
+    path = _write(tmp_path / "t.jsonl", '{"text": "a", "label": 0}\n\n{"text": "b", label: 1}\n')
+    with pytest.raises(DataError) as info:
+        load_splits(train=path, valid=path)
+    assert info.value.code == "LW413"
+    assert "line 3 is not JSON" in str(info.value) and "position" not in str(info.value)
+
+
+def test_symlink_loop_and_dangling_link_say_so(tmp_path):
+    (tmp_path / "a.csv").symlink_to(tmp_path / "b.csv")
+    (tmp_path / "b.csv").symlink_to(tmp_path / "a.csv")
+    with pytest.raises(DataError, match="train path is a symlink loop") as info:
+        load_splits(train=tmp_path / "a.csv")
+    assert info.value.code == "LW411" and "not found" not in str(info.value)
+    (tmp_path / "c.csv").symlink_to(tmp_path / "gone.csv")
+    with pytest.raises(DataError, match="symlink to a missing file"):
+        load_splits(train=tmp_path / "c.csv")

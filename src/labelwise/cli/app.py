@@ -6,8 +6,10 @@ A user mistake prints one red line with the fix and exits 2; an internal fault e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,6 +51,20 @@ def _fail(err: LabelwiseError) -> None:
     code = f"{err.code} " if err.code else ""
     console.print(f"[bold red]error:[/] {code}{err.render()}", markup=True)
     raise typer.Exit(2)
+
+
+@contextlib.contextmanager
+def json_errors(fmt: str) -> Iterator[None]:
+    """With ``--format json``, a user mistake is JSON on stdout too (``ok: false`` and the
+    error as a finding), then the red line on stderr and exit 2."""
+    try:
+        yield
+    except LabelwiseError as err:
+        if fmt == "json":
+            findings = getattr(err, "findings", None) or [err.to_finding()]
+            sys.stdout.write(json.dumps({"ok": False, "findings": [
+                f.to_dict() for f in findings]}, indent=2, default=str) + "\n")
+        raise
 
 
 def run_safely(func: Any, *args: Any, **kwargs: Any) -> Any:
@@ -104,12 +120,13 @@ def inspect(
         from labelwise.cli.render import print_inspection
 
         _check_format(fmt)
-        result = inspect_data(
-            train=train, valid=valid, test=test, text_column=text_column,
-            text_pair_column=text_pair_column,
-            label_columns=_split_list(label_column) or ["label"], task=task,
-            classes=classes.split(",") if classes else None, label_sep=label_sep,
-            positive=positive, valid_size=valid_size, seed=seed)
+        with json_errors(fmt):
+            result = inspect_data(
+                train=train, valid=valid, test=test, text_column=text_column,
+                text_pair_column=text_pair_column,
+                label_columns=_split_list(label_column) or ["label"], task=task,
+                classes=classes.split(",") if classes else None, label_sep=label_sep,
+                positive=positive, valid_size=valid_size, seed=seed)
         if fmt == "json":
             sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
         else:
@@ -188,9 +205,10 @@ def check(
         from labelwise.cli.render import print_plan
 
         _check_format(fmt)
-        cfg = build_config(config, sets, train=train, valid=valid, test=test,
-                           label_column=label_column, text_column=text_column, task=task,
-                           model=model)
+        with json_errors(fmt):
+            cfg = build_config(config, sets, train=train, valid=valid, test=test,
+                               label_column=label_column, text_column=text_column, task=task,
+                               model=model)
         do_search = cfg.search is not None if search is None else search
         try:
             plan = preflight(cfg, source=config, search=do_search)
@@ -509,9 +527,10 @@ def predict(
         from labelwise.training.predict import predict as run_predict
 
         loaded = load_model(model_dir)
-        table = read_table(input_file, split="input")
         column = text_column or loaded.manifest.get("text_column") or "text"
         pair = loaded.manifest.get("text_pair_column")
+        table = read_table(input_file, split="input", text_columns=[column, *([pair] if pair
+                                                                              else [])])
         check_columns(table, [column, *([pair] if pair else [])], split="input", role="text")
         frame = table.frame
         thr = None if not threshold else threshold[0] if len(threshold) == 1 else threshold

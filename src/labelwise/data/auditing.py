@@ -16,7 +16,7 @@ from labelwise.labels._cells import Cell, Form
 from labelwise.findings import Finding, Findings, Where, format_rows, format_value
 from labelwise.labels.inference import Task, form_word
 
-__all__ = ["audit", "audit_frames", "rare_threshold", "SPLIT_WORDS"]
+__all__ = ["audit", "audit_frames", "rare_threshold", "SPLIT_WORDS", "text_key"]
 
 SPLIT_WORDS = {"train": "train", "valid": "validation", "test": "test"}
 
@@ -49,7 +49,7 @@ def audit_frames(
 ) -> list[Finding]:
     """Run every check on DataFrames; label checks need ``schema`` (text checks do not)."""
     out: list[Finding] = []
-    texts = {s: [_text(t) for t in f[text_column].tolist()] for s, f in frames.items()}
+    texts = {s: [text_key(t) for t in f[text_column].tolist()] for s, f in frames.items()}
     indexes = {s: [int(i) for i in f.index] for s, f in frames.items()}
     for split, frame in frames.items():
         for column in [text_column, *([text_pair_column] if text_pair_column else [])]:
@@ -82,11 +82,16 @@ def audit_frames(
     return out
 
 
-def _text(value: Any) -> str | None:
+def text_key(value: Any) -> str | None:
+    """The key two texts share when they are the same text: NFC Unicode form, runs of
+    whitespace as one space, ends stripped (no tokenizer tells them apart). ``None`` for a
+    missing or blank text. The conflict (LW109) and leakage (LW110) checks and the carving
+    of validation all group texts by this key."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    text = str(value)
-    return text if text.strip() else None
+    text = " ".join(unicodedata.normalize("NFC", str(value)).split())
+    return text or None
+
 
 
 class _Ctx:
@@ -165,6 +170,13 @@ class _Ctx:
         if not rows:
             return []
         share = len(rows) / max(len(self.canon), 1)
+        if share > 0.5:
+            # most rows say "no label applies": a model that predicts nothing scores well
+            return [Finding("LW108", "warning", f"{len(rows)} of {len(self.canon)} rows "
+                            f"({share:.1%}) of {SPLIT_WORDS[self.split]} have an empty label "
+                            "set: most of the split says 'no label applies'",
+                            self.where(rows), "check the label column and the label "
+                            "separator; drop or label those rows if they are not meant")]
         return [Finding("LW108", "info", f"{len(rows)} row(s) ({share:.1%}) have an empty "
                         "label set; they train as 'no label applies'", self.where(rows),
                         "nothing to do if that is meant; otherwise add their labels")]
@@ -231,7 +243,7 @@ def _leakage(texts: dict[str, list[str | None]], indexes: dict[str, list[int]],
 
 def _empty_texts(frame: Any, column: str, split: str) -> list[Finding]:
     rows = [int(i) for i, t in zip(frame.index, frame[column].tolist(), strict=True)
-            if _text(t) is None]
+            if text_key(t) is None]
     if not rows:
         return []
     return [Finding("LW117", "error", f"{len(rows)} row(s) have an empty or missing text",

@@ -7,7 +7,12 @@ columns exist. Row numbers in every message are the DataFrame index of the split
 
 from __future__ import annotations
 
+import csv
 import difflib
+import errno
+import json
+import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +20,8 @@ from typing import Any
 
 from labelwise.errors import DataError
 
-__all__ = ["Table", "read_table", "split_dataset_dict", "check_columns", "SUFFIXES"]
+__all__ = ["Table", "read_table", "split_dataset_dict", "check_columns", "SUFFIXES",
+           "type_label_cells", "refuse_duplicate_columns"]
 
 SUFFIXES = {
     ".csv": "csv",
@@ -63,8 +69,12 @@ def _dataset_to_frame(ds: Any) -> Any:
     return frame
 
 
-def read_table(source: Any, *, split: str = "train") -> Table:
+def read_table(source: Any, *, split: str = "train", text_columns: Sequence[str] = ()
+               ) -> Table:
     """Read one split from a path, a pandas DataFrame or a ``datasets.Dataset``.
+
+    ``text_columns`` of a CSV or TSV file are read as written: pandas would read a text
+    column of digits (``007``) as numbers (``7``).
 
     Raises:
         DataError: The path does not exist, its suffix is unknown, or it cannot be parsed.
@@ -72,6 +82,8 @@ def read_table(source: Any, *, split: str = "train") -> Table:
     import pandas as pd
 
     if isinstance(source, pd.DataFrame):
+        refuse_duplicate_columns(list(source.columns), source=f"<DataFrame {split}>",
+                                 split=split)
         return Table(source, f"<DataFrame {split}>")
     if _is_dataset(source):
         return Table(_dataset_to_frame(source), f"<Dataset {split}>")
@@ -82,9 +94,7 @@ def read_table(source: Any, *, split: str = "train") -> Table:
         raise DataError(f"cannot read the {split} split from a {type(source).__name__}",
                         fix="pass a file path, a pandas DataFrame or a datasets.Dataset")
     path = Path(source)
-    if not path.exists():
-        raise DataError(f"{split} file not found", where=f"file {path}",
-                        fix="check the path")
+    _check_reachable(path, split)
     if path.is_dir():
         raise DataError(f"{split} path is a directory", where=f"file {path}",
                         fix="name a .csv, .tsv, .jsonl, .json or .parquet file")
@@ -93,8 +103,12 @@ def read_table(source: Any, *, split: str = "train") -> Table:
         raise DataError(f"unknown file type '{path.suffix}'", where=f"file {path}",
                         fix=f"use one of {', '.join(sorted(SUFFIXES))}")
     try:
-        frame = _read_path(pd, path, kind)
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        frame = _read_path(pd, path, kind, split, text_columns)
+    except DataError:
+        raise
+    except UnicodeDecodeError:
+        raise _not_utf8(path, split) from None
+    except (ValueError, OSError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"cannot read {split} file as {kind.upper()}: {reason}",
                         where=f"file {path}", fix=f"check that it is valid {kind.upper()}"
@@ -102,21 +116,189 @@ def read_table(source: Any, *, split: str = "train") -> Table:
     return Table(frame, str(path), path)
 
 
-def _read_path(pd: Any, path: Path, kind: str) -> Any:
+def _check_reachable(path: Path, split: str) -> None:
+    """A missing file, a dangling symlink and a symlink loop, each said as what it is."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DataError(f"{split} path is a symlink loop", where=f"file {path}",
+                            fix="point the link at a real file", code="LW411") from None
+        if path.is_symlink():
+            raise DataError(f"{split} path is a symlink to a missing file "
+                            f"({os.readlink(path)})", where=f"file {path}",
+                            fix="point the link at a real file", code="LW411") from None
+        if exc.errno == errno.ENOENT:
+            raise DataError(f"{split} file not found", where=f"file {path}",
+                            fix="check the path") from None
+        raise DataError(f"cannot open {split} file: {exc.strerror}", where=f"file {path}",
+                        fix="check the path and its permissions") from None
+
+
+def _not_utf8(path: Path, split: str) -> DataError:
+    """Where the first byte that is not UTF-8 is: line and column, not a buffer offset."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+        detail = ""
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        detail = f", line {line}, column {column}, byte 0x{data[exc.start]:02x}"
+    return DataError(f"{split} file is not UTF-8 text", where=f"file {path}{detail}",
+                     fix="re-save it as UTF-8 (e.g. iconv -f latin1 -t utf-8, or 'Save as "
+                     "CSV UTF-8')", code="LW412")
+
+
+def _header(path: Path, kind: str) -> list[str]:
+    """The header row as written (pandas would rename a repeated name to ``name.1``)."""
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        if kind == "tsv":  # read with quoting off, as the table is
+            return f.readline().rstrip("\r\n").split("\t")
+        return next(csv.reader(f), [])
+
+
+def refuse_duplicate_columns(names: Sequence[Any], *, source: str, split: str) -> None:
+    """Two columns of one name: pandas would rename the second (``label.1``) silently."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(str(n) for n in names):
+        if name in seen:
+            raise DataError(f"the {split} split has two columns named '{name}' (columns "
+                            f"{seen[name] + 1} and {i + 1})", where=f"file {source}",
+                            fix="rename or drop one of them", code="LW410")
+        seen[name] = i
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        raise _DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return out
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs)
+
+
+def _read_json_records(pd: Any, path: Path, split: str, text: str) -> Any:
+    """JSON / JSONL read with the standard library, so a bad line is named by its number
+    and a key written twice in one record is an error, not a silently kept last value.
+    A file that starts with ``[`` is one JSON list of records; otherwise one per line."""
+    lines = not text.lstrip().startswith("[")
+    number: int | None = None
+    try:
+        if not lines:
+            records = _DECODER.decode(text)
+            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+                raise DataError(f"the {split} JSON file is not a list of records",
+                                where=f"file {path}", fix='write [{"text": ..., "label": '
+                                '...}, ...], or one record per line (JSONL)', code="LW413")
+        else:
+            records = []
+            for number, line in enumerate(text.splitlines(), start=1):  # noqa: B007
+                if not line.strip():
+                    continue
+                record = _DECODER.decode(line)
+                if not isinstance(record, dict):
+                    raise DataError(f"cannot read {split} file as JSONL: line {number} is "
+                                    "not a record", where=f"file {path}, line {number}",
+                                    fix='write one {"text": ..., "label": ...} object per '
+                                    "line", code="LW413")
+                records.append(record)
+    except _DuplicateKey as dup:
+        at = f", line {number}" if number is not None else ""
+        raise DataError(f"the {split} split has the key '{dup.args[0]}' twice in one record",
+                        where=f"file {path}{at}", fix="rename or drop one of them",
+                        code="LW410") from None
+    except json.JSONDecodeError as exc:
+        if number is None:
+            raise DataError(f"cannot read {split} file as JSON: {exc.msg}",
+                            where=f"file {path}, line {exc.lineno}, column {exc.colno}",
+                            fix="check that it is valid JSON", code="LW413") from None
+        raise DataError(f"cannot read {split} file as JSONL: line {number} is not JSON "
+                        f"({exc.msg}, column {exc.colno})", where=f"file {path}, line "
+                        f"{number}", fix="fix or drop that line", code="LW413") from None
+    return pd.DataFrame.from_records(records) if records else pd.DataFrame()
+
+
+def _read_path(pd: Any, path: Path, kind: str, split: str, text_columns: Sequence[str]
+               ) -> Any:
     # Only an empty cell is missing: pandas' default NA strings would turn a text that reads
     # "None" or "NA" (EmoBank has one) into a missing value.
-    if kind == "csv":
-        return pd.read_csv(path, keep_default_na=False, na_values=[""])
-    if kind == "tsv":
-        return pd.read_csv(path, sep="\t", quoting=3, keep_default_na=False, na_values=[""])
-    if kind == "jsonl":
-        return pd.read_json(path, lines=True, dtype=False)
-    if kind == "json":
-        text = path.read_text(encoding="utf-8").lstrip()
-        return pd.read_json(path, lines=not text.startswith("["), dtype=False)
+    if kind in ("csv", "tsv"):
+        header = _header(path, kind)
+        refuse_duplicate_columns(header, source=str(path), split=split)
+        texts = {c: str for c in text_columns if c in header}
+        if kind == "csv":
+            return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=texts)
+        return pd.read_csv(path, sep="\t", quoting=3, keep_default_na=False, na_values=[""],
+                           dtype=texts)
+    if kind in ("jsonl", "json"):
+        return _read_json_records(pd, path, split, path.read_text(encoding="utf-8-sig"))
     import pyarrow.parquet as pq  # parquet needs pyarrow, a pandas dependency here
 
+    refuse_duplicate_columns(pq.read_schema(path).names, source=str(path), split=split)
     return pq.read_table(path).to_pandas()
+
+
+def type_label_cells(table: Table, columns: Sequence[str]) -> Table:
+    """CSV and TSV cells have no types: read a label cell that is a number as that number.
+
+    JSON keeps ``0`` and ``"neutral"`` apart; a CSV column ``0, 1, neutral`` is three strings
+    to pandas. Typing the label cells the way JSON would (``0`` an int, ``2.5`` a float,
+    ``true`` a bool) gives both files one verdict: LW118, a column mixing forms. Text
+    columns are read as text (``read_table(text_columns=...)``) and never typed.
+    """
+    kind = SUFFIXES.get(table.path.suffix.lower()) if table.path is not None else None
+    if kind not in ("csv", "tsv"):
+        return table
+    import pandas as pd
+
+    frame = table.frame
+    typed: dict[str, Any] = {}
+    for column in columns:
+        values = frame[column]
+        if values.dtype.kind in "biuf":  # already numbers (or bools)
+            continue
+        try:  # a column of numbers only: int64, or float64 with gaps, as pandas reads it
+            typed[column] = pd.to_numeric(values)
+            continue
+        except (ValueError, TypeError):
+            pass
+        mapping = {v: _typed(v) for v in values.dropna().unique() if isinstance(v, str)}
+        if any(type(t) is not str for t in mapping.values()):
+            # bools -> bool; ints next to words -> object (LW118 then names the rows)
+            cells = [mapping.get(v, v) if isinstance(v, str) else v for v in values.tolist()]
+            typed[column] = pd.Series(cells, index=frame.index, dtype=object).infer_objects()
+    if not typed:
+        return table
+    frame = frame.copy()
+    for column, series in typed.items():
+        frame[column] = series
+    return Table(frame, table.source, table.path)
+
+
+_BOOLS = {"True": True, "TRUE": True, "true": True, "False": False, "FALSE": False,
+          "false": False}
+_INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")
+
+
+def _typed(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text in _BOOLS:  # pandas' own true/false words
+        return _BOOLS[text]
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    return value
 
 
 def split_dataset_dict(dd: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,9 +13,11 @@ from typing import Any
 
 from labelwise.errors import ConfigError
 from labelwise.findings import Finding
-from labelwise.data.io import Table, check_columns, read_table, split_dataset_dict
+from labelwise.data.io import (Table, check_columns, read_table, split_dataset_dict,
+                               type_label_cells)
 from labelwise.labels.inference import infer_task
 from labelwise.labels.schema import LabelSchema
+from labelwise.data.auditing import text_key
 from labelwise.data.split import CarveRecord, carve_validation
 
 __all__ = ["LoadedData", "RawSplits", "load_splits", "read_splits", "frame_fingerprint"]
@@ -121,12 +123,14 @@ def read_splits(
     for split in SPLITS:
         if sources[split] is None:
             continue
-        table = read_table(sources[split], split=split)
+        table = read_table(sources[split], split=split,
+                           text_columns=[text_column, *([text_pair_column] if text_pair_column
+                                                        else [])])
         check_columns(table, [text_column], split=split, role="text")
         if text_pair_column:
             check_columns(table, [text_pair_column], split=split, role="text pair")
         check_columns(table, label_columns, split=split, role="label")
-        tables[split] = table
+        tables[split] = type_label_cells(table, label_columns)
     return RawSplits(tables, text_column, text_pair_column, label_columns)
 
 
@@ -196,9 +200,10 @@ def load_splits(
     carve = None
     if "valid" not in frames:
         targets, fits = schema.encode_lenient(raw.labels("train"))
+        texts = [text_key(t) for t in frames["train"][text_column].tolist()]
         frames["train"], frames["valid"], carve, more = carve_validation(
             frames["train"], targets, schema=schema, valid_size=valid_size, seed=seed,
-            eligible=fits)
+            eligible=fits, texts=texts)
         sources["valid"] = f"{sources['train']} (carved, seed {seed})"
         findings.extend(more)
     ordered = {s: frames[s] for s in SPLITS if s in frames}

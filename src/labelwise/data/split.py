@@ -1,4 +1,5 @@
-"""Carve a validation split from the training data: seeded, recorded, stratified.
+"""Carve a validation split from the training data: seeded, recorded, stratified, and by
+groups of identical text, so the carve never makes the leakage the audit warns about.
 
 Single-label tasks are stratified by class (scikit-learn), multilabel tasks by iterative
 stratification (the ``iterative-stratification`` package), regression is split at random.
@@ -44,6 +45,7 @@ def carve_validation(
     valid_size: float,
     seed: int,
     eligible: np.ndarray | None = None,
+    texts: list[str | None] | None = None,
 ) -> tuple[Any, Any, CarveRecord, list[Finding]]:
     """Split ``frame`` into train and validation parts.
 
@@ -55,33 +57,49 @@ def carve_validation(
         seed: Seed of the split.
         eligible: Rows that may go to validation (rows whose label does not fit the schema
             stay in train, where the audit reports them).
+        texts: The audit's key of each row's text (:func:`~labelwise.data.auditing.text_key`);
+            rows of one text are carved together, so no text lands on both sides.
 
     Returns:
         ``(train, valid, record, findings)``.
     """
     n = len(frame)
-    pool = np.flatnonzero(eligible) if eligible is not None else np.arange(n)
-    n_valid = min(max(1, int(round(n * valid_size))), max(len(pool) - 1, 0))
+    ok = np.asarray(eligible, dtype=bool) if eligible is not None else np.ones(n, dtype=bool)
+    # One representative row per group of identical text; a group with a row that must
+    # stay in train stays in train whole.
+    group = _groups(texts, n)
+    group_ok = np.ones(int(group.max()) + 1 if n else 0, dtype=bool)
+    np.logical_and.at(group_ok, group, ok)
+    first = np.unique(group, return_index=True)[1]
+    reps = first[group_ok[group[first]]]
+    rows_per_group = np.bincount(group)
+    n_pool = int(rows_per_group[group[reps]].sum())
+    n_valid = min(max(1, int(round(n * valid_size))), max(n_pool - 1, 0))
+    # as many groups as keep the share of rows: groups are mostly single rows
+    k = min(int(round(len(reps) * n_valid / n_pool)) if n_pool else 0, len(reps) - 1)
+    if n_valid and len(reps) > 1:
+        k = max(k, 1)
+    rep_targets = _group_targets(targets, group, reps, schema)
     rng = np.random.default_rng(seed)
     findings: list[Finding] = []
-    if n_valid == 0:
-        method, valid_idx = "none", np.array([], dtype=int)
+    if k <= 0:
+        method, picked = "none", np.array([], dtype=int)
     elif schema.task.single_label:
         method = "stratified"
-        valid_idx = pool[_stratified(targets[pool], n_valid, seed)]
+        picked = reps[_stratified(rep_targets, k, seed)]
     elif schema.task is Task.MULTILABEL:
         method = "iterative_stratification"
         from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
-        splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=n_valid,
-                                                    random_state=seed)
-        _, picked = next(splitter.split(np.zeros(len(pool)), targets[pool]))
-        valid_idx = pool[picked]
+        splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=k, random_state=seed)
+        _, chosen = next(splitter.split(np.zeros(len(reps)), rep_targets))
+        picked = reps[chosen]
     else:
         method = "random"
-        valid_idx = rng.permutation(pool)[:n_valid]
-    mask = np.zeros(n, dtype=bool)
-    mask[np.asarray(valid_idx, dtype=int)] = True
+        picked = rng.permutation(reps)[:k]
+    chosen_groups = np.zeros(len(group_ok), dtype=bool)
+    chosen_groups[group[np.asarray(picked, dtype=int)]] = True
+    mask = chosen_groups[group] if n else np.zeros(0, dtype=bool)
     keep = eligible if eligible is not None else np.ones(n, dtype=bool)
     train, valid = frame[~mask], frame[mask]
     if schema.task is not Task.REGRESSION:
@@ -89,6 +107,31 @@ def carve_validation(
     record = CarveRecord(method, valid_size, seed, int((~mask).sum()), int(mask.sum()),
                          tuple(int(i) for i in frame.index[mask]))
     return train, valid, record, findings
+
+
+def _groups(texts: list[str | None] | None, n: int) -> np.ndarray:
+    """Group id per row: rows of one text share an id; a row without text is alone."""
+    if texts is None:
+        return np.arange(n)
+    ids: dict[str, int] = {}
+    out = np.empty(n, dtype=np.int64)
+    for i, text in enumerate(texts):
+        if text is None:
+            out[i] = n + i  # never shared: text ids stay below n
+        else:
+            out[i] = ids.setdefault(text, len(ids))
+    return np.unique(out, return_inverse=True)[1].reshape(n)
+
+
+def _group_targets(targets: np.ndarray, group: np.ndarray, reps: np.ndarray,
+                   schema: LabelSchema) -> np.ndarray:
+    """The stratification target of each group: its first row's, or for multilabel the
+    union of its rows' labels."""
+    if schema.task is not Task.MULTILABEL or len(reps) == len(group):
+        return targets[reps]
+    union = np.zeros((group.max() + 1, targets.shape[1]), dtype=targets.dtype)
+    np.maximum.at(union, group, targets)
+    return union[group[reps]]
 
 
 def _stratified(ids: np.ndarray, n_valid: int, seed: int) -> np.ndarray:

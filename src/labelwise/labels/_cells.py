@@ -132,6 +132,9 @@ def column_values(values: Any) -> list[Any]:
     if hasattr(values, "tolist") and type(values).__name__ in ("Series", "Index"):
         return list(values.tolist())
     if type(values).__name__ == "ndarray":
+        if values.ndim == 2 and values.shape[1] == 1:
+            # shape [n, 1] -> a column vector, one scalar per row (scikit-learn's reading)
+            return values[:, 0].tolist()
         return list(values) if values.ndim > 1 else values.tolist()
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise TypeError(f"expected a column of label values, got {type(values).__name__}")
@@ -142,10 +145,15 @@ _HASHABLE = (str, int, float, bool)
 
 
 def parse_column(values: Any, *, label_sep: str | None = None) -> list[Cell]:
-    """Parse every cell of one label column (scalar cells are parsed once per distinct value)."""
+    """Parse every cell of one label column (scalar cells are parsed once per distinct value).
+
+    A column whose every row is a one-number list (``[[0], [2], [1]]``, ``"[3]"``) is a
+    column vector: its cells are the numbers themselves, as scikit-learn reads shape [n, 1].
+    """
     cache: dict[tuple[type, Any], Cell] = {}
     out: list[Cell] = []
-    for value in column_values(values):
+    raw = column_values(values)
+    for value in raw:
         if isinstance(value, _HASHABLE) and not _is_nan(value):
             key = (type(value), value)
             cell = cache.get(key)
@@ -154,7 +162,21 @@ def parse_column(values: Any, *, label_sep: str | None = None) -> list[Cell]:
             out.append(cell)
         else:
             out.append(parse_cell(value, label_sep=label_sep))
+    present = [c for c in out if c.form is not Form.MISSING]
+    if present and all(c.form in (Form.INDICATOR, Form.VECTOR) and len(c.value) == 1
+                       for c in present):
+        return [c if c.form is Form.MISSING else _number_cell(_only_item(r))
+                for c, r in zip(out, raw, strict=True)]
     return out
+
+
+def _only_item(raw: Any) -> Any:
+    """The one number of a one-number row, with its own type (int stays int)."""
+    if isinstance(raw, str):
+        return json.loads(raw.strip())[0]
+    if type(raw).__name__ == "ndarray":
+        return raw.tolist()[0]
+    return raw[0]
 
 
 def parse_columns(columns: Mapping[str, Any]) -> list[Cell]:

@@ -18,7 +18,16 @@ lists of names (incl. JSON, delimited)    multilabel (info LW123 if every row ha
 0/1 rows or several 0/1 columns           one 1 in every row: single-label one-hot (binary if
                                           width 2) with info LW128; otherwise multilabel
 float rows or several float columns       multi-output regression
+whole-number rows beyond 0/1              error LW129 (class ids per column: multiclass-
+                                          multioutput), LW119 if only two values (``1/2``)
+one-number rows (shape ``[n, 1]``)        read as the column of those numbers
 ========================================  ====================================================
+
+In scikit-learn's ``type_of_target`` terms: ``binary`` and ``multiclass`` are read as such
+(one value: LW101; integral floats beyond 0/1: LW119), ``multilabel-indicator`` as
+multilabel (one-hot rows as single-label, with LW128), ``continuous`` and
+``continuous-multioutput`` as regression, ``multiclass-multioutput`` is refused (LW129) and
+``unknown`` is unreadable (LW127). ``tests/test_type_of_target.py`` holds the two side by side.
 
 An explicit ``task`` settles every ambiguous case; a task that the labels cannot satisfy is
 an error that names the value and rows at fault.
@@ -201,8 +210,24 @@ def infer_task(
             cells = parse_columns({n: values[n] for n in names})
             return _Inferrer(cells, names, asked, classes, label_sep, positive, split).run()
     col = column if isinstance(column, str) else ",".join(column)
+    _refuse_name_matrix(values, col, split)
     cells = parse_column(values, label_sep=label_sep)
     return _Inferrer(cells, [col], asked, classes, label_sep, positive, split).run()
+
+
+def _refuse_name_matrix(values: Any, column: str, split: str) -> None:
+    """A 2-D array of names is one class per column (scikit-learn's multiclass-multioutput)."""
+    if type(values).__name__ != "ndarray" or values.ndim != 2 or values.shape[1] < 2:
+        return
+    if values.dtype.kind not in "OUS" or not any(isinstance(v, str) for v in values.flat):
+        return
+    # np.array([["joy", "anger"], ["fear", "joy"]]) -> a label per column, or a set per row?
+    raise LabelError(f"column '{column}' is a {values.shape[0]}x{values.shape[1]} array of "
+                     "names: one class per column (multiclass-multioutput), which one model "
+                     "here cannot learn, or a label set per row",
+                     where=Where.at(split=split, column=column, value=values[0].tolist()),
+                     fix="give each row as a list of its labels for multilabel, or train one "
+                     "model per column", code="LW129")
 
 
 class _Inferrer:
@@ -414,9 +439,37 @@ class _Inferrer:
         # [0, 1, 1, 0] -> binary; [0, 3, 2, 1] -> multiclass
         return self._single_label(found, fmt, "ints" if fmt == "ints" else "integral floats")
 
+    def _integer_matrix(self, width: int, names: Sequence[str] | None) -> None:
+        """Rows of whole numbers beyond 0/1 are class ids per column, never regression."""
+        values = {float(v) for c in self.present for v in c.value}
+        if not all(v.is_integer() for v in values):
+            return  # [[1.5, 2.0], [3.25, 4.0]] -> regression targets (continuous-multioutput)
+        shown = ", ".join(f"{v:g}" for v in sorted(values)[:5]) + (
+            ", …" if len(values) > 5 else "")
+        what = f"{width} columns" if names else f"rows of width {width}"
+        if len(values) <= 2:
+            # [[1, 2], [2, 1]] -> 0/1 flags written as other numbers, or ids per column?
+            raise self.fail("LW119", f"column '{self.col_text}' holds {what} of only two "
+                            f"whole numbers ({shown}): label flags (multilabel-indicator), "
+                            "class ids per column (multiclass-multioutput) or regression "
+                            "targets", "write the flags as 0/1 for --task multilabel, or "
+                            "pass --task regression if they are measurements",
+                            cls=AmbiguousTaskError)
+        # [[0, 2], [1, 0], [2, 1]] -> one multiclass target per column (multiclass-multioutput)
+        raise self.fail("LW129", f"column '{self.col_text}' holds {what} of class ids "
+                        f"({shown}): several multiclass targets at once "
+                        "(multiclass-multioutput), which one model here cannot learn",
+                        "train one model per target column (--label-column NAME), or pass "
+                        "--task regression if they are measurements")
+
     def _names(self) -> TaskInference:
         sets = [c.value for c in self.present]
         found = Counter(name for names in sets for name in names)
+        if not found and self.explicit is None:
+            # [[], [], []] -> every label set is empty: nothing to learn
+            raise self.fail("LW124", f"every row of column '{self.col_text}' has an empty "
+                            "label set", "fill in the labels or name the right "
+                            "--label-column")
         if self.asked in (Task.BINARY, Task.MULTICLASS):
             # [["joy"], ["anger"]] with task="multiclass" -> unwrap one-name lists
             bad = _rows_of(self.cells, lambda c: c.form in (Form.NAMES, Form.EMPTY_LIST)
@@ -463,6 +516,8 @@ class _Inferrer:
                             f"of column '{self.col_text}' have width {width}",
                             f"name exactly {width} classes, in position order")
         labels = tuple(self.explicit or names or range(width))
+        if Form.VECTOR in self.forms and self.asked is not Task.REGRESSION:
+            self._integer_matrix(width, names)
         if Form.VECTOR in self.forms or self.asked is Task.REGRESSION:
             if self.asked not in (None, Task.REGRESSION):
                 raise self.fail("LW120", f"task '{self.asked}' was asked, but column "

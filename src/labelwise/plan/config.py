@@ -8,12 +8,14 @@ with ``key=value`` overrides from the command line.
 from __future__ import annotations
 
 import difflib
+import errno
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
+                      field_validator, model_validator)
 
 from labelwise.errors import ConfigError
 from labelwise.findings import Finding, Where
@@ -23,6 +25,18 @@ __all__ = [
     "FloatDistribution", "IntDistribution", "CategoricalDistribution", "RunConfig", "RayConfig",
     "load_config", "config_from_dict", "apply_overrides", "field_paths",
 ]
+
+
+def _no_bool(value: Any) -> Any:
+    # epochs: true -> refused, not read as 1
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+# Numbers that refuse true/false: pydantic reads a bool as 1 or 0 for int and float fields.
+Int = Annotated[int, BeforeValidator(_no_bool)]
+Float = Annotated[float, BeforeValidator(_no_bool)]
 
 
 class _Section(BaseModel):
@@ -45,8 +59,8 @@ class DataConfig(_Section):
     classes: list[str | int | bool] | None = None
     label_sep: str | None = None
     positive: str | int | bool | None = None
-    valid_size: float = Field(0.1, gt=0.0, lt=1.0)
-    split_seed: int = 42
+    valid_size: Float = Field(0.1, gt=0.0, lt=1.0)
+    split_seed: Int = 42
 
 
 class ModelConfig(_Section):
@@ -54,13 +68,13 @@ class ModelConfig(_Section):
 
     name_or_path: str | None = None
     binary_head: Literal["two_logit", "one_logit"] = "two_logit"
-    max_length: int = Field(128, ge=8, le=8192)
+    max_length: Int = Field(128, ge=8, le=8192)
     problem_type: str | None = None
-    num_labels: int | None = Field(None, ge=1)
+    num_labels: Int | None = Field(None, ge=1)
     reinit_head: bool = False
     trust_remote_code: bool = False
     revision: str | None = None
-    dropout: float | None = Field(None, ge=0.0, lt=1.0)
+    dropout: Float | None = Field(None, ge=0.0, lt=1.0)
     # a new head's output bias; auto: the training prior for sigmoid and regression heads,
     # the model's init for softmax heads (see heads.py and _preflight.head_bias)
     head_bias: Literal["auto", "prior", "model"] = "auto"
@@ -69,32 +83,32 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     """Optimisation settings of one training run."""
 
-    epochs: float = Field(3.0, gt=0.0, le=1000.0)
-    max_steps: int | None = Field(None, ge=1)
-    batch_size: int = Field(32, ge=1, le=4096)
-    eval_batch_size: int | None = Field(None, ge=1, le=4096)
-    learning_rate: float = Field(5.0e-5, gt=0.0, le=1.0)
-    head_learning_rate: float | None = Field(None, gt=0.0, le=1.0)  # None: learning_rate
-    weight_decay: float = Field(0.0, ge=0.0, le=1.0)
-    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
+    epochs: Float = Field(3.0, gt=0.0, le=1000.0)
+    max_steps: Int | None = Field(None, ge=1)
+    batch_size: Int = Field(32, ge=1, le=4096)
+    eval_batch_size: Int | None = Field(None, ge=1, le=4096)
+    learning_rate: Float = Field(5.0e-5, gt=0.0, le=1.0)
+    head_learning_rate: Float | None = Field(None, gt=0.0, le=1.0)  # None: learning_rate
+    weight_decay: Float = Field(0.0, ge=0.0, le=1.0)
+    warmup_ratio: Float = Field(0.0, ge=0.0, lt=1.0)
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
-    gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
-    max_grad_norm: float = Field(1.0, gt=0.0)
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    gradient_accumulation_steps: Int = Field(1, ge=1, le=1024)
+    max_grad_norm: Float = Field(1.0, gt=0.0)
+    label_smoothing: Float = Field(0.0, ge=0.0, lt=1.0)
     label_smoothing_mode: Literal["ce", "bce"] = "ce"
     loss: Literal["auto", "cross_entropy", "bce", "focal", "mse"] = "auto"
-    focal_gamma: float = Field(2.0, ge=0.0, le=10.0)
-    class_weights: Literal["balanced"] | dict[str, float] | list[float] | None = None
-    pos_weight: Literal["balanced"] | dict[str, float] | list[float] | float | None = None
-    seed: int = 42
-    evals_per_epoch: int = Field(1, ge=1, le=100)
-    early_stopping_patience: int | None = Field(None, ge=1)
+    focal_gamma: Float = Field(2.0, ge=0.0, le=10.0)
+    class_weights: Literal["balanced"] | dict[str, Float] | list[Float] | None = None
+    pos_weight: Literal["balanced"] | dict[str, Float] | list[Float] | Float | None = None
+    seed: Int = 42
+    evals_per_epoch: Int = Field(1, ge=1, le=100)
+    early_stopping_patience: Int | None = Field(None, ge=1)
     length_bucketing: bool = True
     # used: train only the word-embedding rows of tokens in the train and valid splits (the
     # same model at weight_decay 0, where AdamW leaves the other rows as they are; with
     # weight decay the whole matrix is trained); all: always the whole matrix
     embedding_rows: Literal["used", "all"] = "used"
-    threads: int | None = Field(None, ge=1)
+    threads: Int | None = Field(None, ge=1)
     # what binary / multilabel thresholds maximise on validation; auto: the objective's
     # kind (accuracy for an accuracy objective, F1 otherwise)
     threshold_metric: Literal["auto", "f1", "accuracy"] = "auto"
@@ -102,10 +116,10 @@ class TrainConfig(_Section):
 
 class FloatDistribution(_Section):
     type: Literal["float"]
-    low: float
-    high: float
+    low: Float
+    high: Float
     log: bool = False
-    step: float | None = Field(None, gt=0.0)
+    step: Float | None = Field(None, gt=0.0)
 
     @model_validator(mode="after")
     def _check(self) -> FloatDistribution:
@@ -115,10 +129,10 @@ class FloatDistribution(_Section):
 
 class IntDistribution(_Section):
     type: Literal["int"]
-    low: int
-    high: int
+    low: Int
+    high: Int
     log: bool = False
-    step: int = Field(1, ge=1)
+    step: Int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> IntDistribution:
@@ -156,29 +170,39 @@ class RayConfig(_Section):
     """Ray Tune settings (``search.backend: ray``)."""
 
     address: str | None = None  # "auto" or "HOST:PORT"; None starts a local Ray
-    cpus_per_trial: float = Field(1.0, gt=0.0, le=1024.0)
-    gpus_per_trial: float = Field(0.0, ge=0.0, le=64.0)
-    max_concurrent_trials: int | None = Field(None, ge=1)
-    reduction_factor: float = Field(2.0, gt=1.0, le=16.0)  # ASHA: keep 1/rf at each rung
-    grace_period: int = Field(1, ge=1)  # ASHA: evaluations before a trial can be stopped
+    cpus_per_trial: Float = Field(1.0, gt=0.0, le=1024.0)
+    gpus_per_trial: Float = Field(0.0, ge=0.0, le=64.0)
+    max_concurrent_trials: Int | None = Field(None, ge=1)
+    reduction_factor: Float = Field(2.0, gt=1.0, le=16.0)  # ASHA: keep 1/rf at each rung
+    grace_period: Int = Field(1, ge=1)  # ASHA: evaluations before a trial can be stopped
 
 
 class SearchConfig(_Section):
     """Hyperparameter search settings."""
 
-    n_trials: int = Field(20, ge=1, le=100000)
-    timeout: float | None = Field(None, gt=0.0)
+    n_trials: Int = Field(20, ge=1, le=100000)
+    timeout: Float | None = Field(None, gt=0.0)
     objective: ObjectiveConfig | None = None
     space: dict[str, Distribution] | None = None
     sampler: Literal["tpe", "random"] = "tpe"
     pruner: Literal["median", "successive_halving", "hyperband", "none"] = "median"
-    seed: int = 42
+    seed: Int = 42
     backend: Literal["optuna", "ray"] = "optuna"
     storage: str | None = None
     study_name: str | None = None
-    workers: int = Field(1, ge=1, le=64)
+    workers: Int = Field(1, ge=1, le=64)
     refit: bool = False
     ray: RayConfig = Field(default_factory=RayConfig)
+
+    @field_validator("space")
+    @classmethod
+    def _space_not_empty(cls, space: dict[str, Any] | None) -> dict[str, Any] | None:
+        # space: {} -> refused: it searches nothing, and taking the default space instead
+        # would search what was not asked for
+        if space is not None and not space:
+            raise ValueError("must not be empty: an empty space searches nothing (leave "
+                             "search.space out to search the default space, or list keys)")
+        return space
 
 
 class RunConfig(_Section):
@@ -227,7 +251,9 @@ def _findings(err: ValidationError, source: str | None) -> list[Finding]:
             value = e.get("input")
             shown = repr(value) if not isinstance(value, (dict, list)) or len(str(value)) < 60 \
                 else type(value).__name__
-            out.append(Finding("LW303", "error", f"'{loc}' {e['msg'].lower().rstrip('.')}. "
+            msg = e["msg"].removeprefix("Value error, ") if e["type"] == "value_error" \
+                else e["msg"].lower()
+            out.append(Finding("LW303", "error", f"'{loc}' {msg.rstrip('.')}. "
                                f"Got {shown} instead", where, "fix the value"))
     return out
 
@@ -286,24 +312,89 @@ def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
 
 
+def _yaml_loader() -> Any:
+    """``yaml.SafeLoader`` that refuses a key written twice in one mapping."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _DuplicateKey(key, seen[key], line)
+            seen[key] = line
+        return loader.construct_mapping(node, deep=deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return Loader
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _parse_yaml(text: str, path: Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader
+    except _DuplicateKey as dup:
+        key, first, second = dup.args
+        raise ConfigError(f"key '{key}' is written twice (lines {first} and {second}); YAML "
+                          "would keep only the last", where=f"file {path}, line {second}",
+                          fix="keep one of them", code="LW306") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context = getattr(exc, "context", None)
+        at = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = f"{problem} ({context})" if context else problem
+        raise ConfigError(f"cannot parse config as YAML: {what}", where=f"file {path}{at}",
+                          fix="check the YAML syntax there", code="LW305") from None
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML or TOML file into a mapping; relative data paths stay as written."""
+    """Read a YAML or TOML file into a mapping; relative data paths stay as written.
+
+    Raises:
+        ConfigError: The file is missing, a directory, not UTF-8, not valid YAML/TOML (with
+            line and column), or has a key written twice (both lines).
+    """
     path = Path(path)
     if not path.exists():
-        raise ConfigError("config file not found", where=f"file {path}", fix="check the path",
-                          code="LW305")
-    text = path.read_text(encoding="utf-8")
+        what = "config file not found"
+        if path.is_symlink():
+            try:
+                path.resolve(strict=True)
+            except RuntimeError:  # Python 3.11-3.12 name a loop so
+                what = "config path is a symlink loop"
+            except OSError as exc:
+                what = ("config path is a symlink loop" if exc.errno == errno.ELOOP else
+                        "config path is a symlink to a missing file")
+        raise ConfigError(what, where=f"file {path}", fix="check the path", code="LW305")
+    if path.is_dir():
+        raise ConfigError("config path is a directory", where=f"file {path}",
+                          fix="name the YAML or TOML file in it", code="LW305")
+    raw = path.read_bytes()
     try:
-        if path.suffix.lower() == ".toml":
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError("config file is not UTF-8 text", where=f"file {path}, line {line}",
+                          fix="re-save it as UTF-8", code="LW305") from None
+    if path.suffix.lower() == ".toml":
+        try:
             data = tomllib.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-    except Exception as exc:  # yaml and toml raise their own error types
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"cannot parse config: {first}", where=f"file {path}",
-                          fix="check the YAML/TOML syntax", code="LW305") from None
+        except tomllib.TOMLDecodeError as exc:  # its message ends "(at line L, column C)"
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(f"cannot parse config as TOML: {first}", where=f"file {path}",
+                              fix="check the TOML syntax there", code="LW305") from None
+    else:
+        data = _parse_yaml(text, path) or {}
     if not isinstance(data, dict):
         raise ConfigError("config must be a mapping of sections", where=f"file {path}",
                           fix="start with data:, model:, train:", code="LW305")

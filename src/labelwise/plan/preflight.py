@@ -23,6 +23,7 @@ from labelwise.labels.inference import Task
 from labelwise.plan.model_ref import ModelRef, model_findings, resolve_model
 from labelwise.labels.schema import LabelSchema
 from labelwise.plan.space import apply_params, check_space, space_points
+from labelwise.plan.truncation import measure_truncation, truncation_findings
 
 __all__ = ["Decision", "Plan", "preflight", "contract_options", "default_objective",
            "threshold_metric", "embedding_rows", "head_bias"]
@@ -186,14 +187,20 @@ def preflight(config: RunConfig, *, source: str | None = None, search: bool = Fa
         model = resolve_model(config.model.name_or_path, revision=config.model.revision)
     except LabelwiseError as err:
         found.append(_as_finding(err, source))
+    truncation = None
     if model is not None:
         found.extend(model_findings(model, num_labels=contract.num_labels if contract else None,
                                     max_length=config.model.max_length,
                                     reinit_head=config.model.reinit_head, source=source))
+        truncation = measure_truncation(model, data, max_length=config.model.max_length)
+        found.extend(truncation_findings(truncation, source=source))
     findings = Findings(found)
     if findings.errors or contract is None or model is None:
         raise PreflightError(findings)
     decisions = _decisions(config, data, contract, model, objective)
+    if truncation is not None:
+        decisions.append(Decision("max_length", config.model.max_length,
+                                  f"rows truncated: {truncation.summary()}"))
     return Plan(config, data, schema, contract, model, objective, tuple(decisions), findings,
                 source)
 
