@@ -370,13 +370,13 @@ def _form_findings(t: _Targets, k: int, problem: str, explicit: str | None,
             return out
         width = t.width or 0
         if width != k:
+            kind = "one-hot" if len(ok) and np.all(ok.sum(axis=1) == 1) else "multi-hot"
             if width > k:
                 hot = [i for i in np.flatnonzero((v[:, k:] != 0).any(axis=1)) if present[i]]
                 cols = f"column {k}" if width == k + 1 else f"columns {k}..{width - 1}"
                 where = t.where(hot, detail=f"hot in {cols}" if hot else "")
-                kind = "one-hot" if np.all(ok.sum(axis=1) == 1) else "multi-hot"
             else:
-                hot, where, kind = [], t.where(), "multi-hot"
+                hot, where = [], t.where()
             out.append(_f("LW230", f"{kind} targets have width {width} but the model has "
                           f"num_labels={k} ({head}): BCE needs one target column per logit",
                           where, f"set num_labels={width} (from_pretrained(..., "
@@ -660,18 +660,20 @@ def _tag_rows(dataset: Any) -> None:
     dataset.__getitems__ = tagged
 
 
-def _guard_loader(loader: Any, contract: HeadContract, key: str) -> Any:
+def _guard_loader(prepared: Any, contract: HeadContract, key: str) -> Any:
+    # accelerate's prepared loader delegates to the DataLoader it wraps
+    loader = getattr(prepared, "base_dataloader", prepared)
     collate = getattr(loader, "collate_fn", None)
     if collate is None or isinstance(collate, GuardedCollator):
-        return loader
+        return prepared
     if type(collate).__name__ == "RemoveColumnsCollator":
         # Trainer removes unknown columns from the features first: guard the inner collator.
         if not isinstance(collate.data_collator, GuardedCollator):
             collate.data_collator = GuardedCollator(collate.data_collator, contract, key)
-        return loader
+        return prepared
     loader.collate_fn = GuardedCollator(collate, contract, key)
     _tag_rows(getattr(loader, "dataset", None))
-    return loader
+    return prepared
 
 
 # -- the callback --------------------------------------------------------------------------
@@ -807,11 +809,12 @@ def guard_trainer(trainer: Any, *, label_column: str | None = None,
 
     call_model_init = trainer.call_model_init
     hp_setup = trainer._hp_search_setup
+    first_model = trainer.model  # a search frees trainer.model between trials
 
     def guarded_model_init(trial: Any = None) -> Any:
         if trial is not None and getattr(trainer, "hp_search_backend", None) is not None:
-            check_sample(_sample(trainer, trial), args=trainer.args, model=trainer.model,
-                         trial=_trial_label(trial))
+            check_sample(_sample(trainer, trial), args=trainer.args,
+                         model=trainer.model or first_model, trial=_trial_label(trial))
         model = call_model_init(trial)
         if trial is not None:
             recheck(model, _trial_label(trial))
@@ -819,8 +822,8 @@ def guard_trainer(trainer: Any, *, label_column: str | None = None,
 
     def guarded_hp_setup(trial: Any) -> None:
         if trial is not None and getattr(trainer, "hp_search_backend", None) is not None:
-            check_sample(_sample(trainer, trial), args=trainer.args, model=trainer.model,
-                         trial=_trial_label(trial))
+            check_sample(_sample(trainer, trial), args=trainer.args,
+                         model=trainer.model or first_model, trial=_trial_label(trial))
         hp_setup(trial)
         if trial is not None and getattr(trainer, "hp_search_backend", None) is not None:
             recheck(trainer.model, _trial_label(trial))  # the trial's arguments, applied
