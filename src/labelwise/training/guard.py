@@ -117,6 +117,10 @@ _LOSS_CLASSES = {"BCEWithLogitsLoss": "bce", "BCELoss": "bce", "CrossEntropyLoss
                  "HuberLoss": "mse"}
 
 
+def _cols(first: int, width: int) -> str:
+    return f"column {first}" if width == first + 1 else f"columns {first}..{width - 1}"
+
+
 def _rows_where(mask: Any) -> str:
     rows = [i for i, bad in enumerate(mask.tolist()) if bad]
     return format_rows(rows) if rows else ""
@@ -189,8 +193,8 @@ def check_targets(targets: Any, *, num_labels: int | None = None, logits: Any = 
                                 f"logits (num_labels={width}); {name or 'BCE'} needs one "
                                 "target column per logit", where=extra,
                                 fix=f"set num_labels={shape[1]} (one logit per label), or drop "
-                                "the stray class" + (f" (target column(s) {width}.."
-                                                     f"{shape[1] - 1})" if extra else ""),
+                                "the stray class" + (f" (target {_cols(width, shape[1])})"
+                                                     if extra else ""),
                                 code="LW230")
         if t.ndim != 2:
             raise ContractError(f"targets have shape {list(shape)} but the {head} needs "
