@@ -546,7 +546,7 @@ def _check(*, model: Any, args: Any, train_dataset: Any, eval_dataset: Any = Non
                              "or TrainingArguments(label_names=[...])")])
     train = reader(train_dataset, column, "train")
     evals = [reader(ds, label_column_of(ds, [column]) or column, name)
-             for name, ds in _evals(eval_dataset)]
+             for name, ds in _evals(eval_dataset) if ds is not train_dataset]
     k = int(getattr(config, "num_labels", 0) or 0)
     explicit = getattr(config, "problem_type", None)
     problem = _effective_problem(k, explicit, loss, train.dtype)
