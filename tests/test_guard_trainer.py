@@ -281,6 +281,29 @@ def test_a_collator_that_corrupts_targets_is_stopped_with_dataset_rows(tiny_mode
     assert trainer.state.global_step == 0
 
 
+def test_eval_batches_are_checked_and_the_users_dataset_is_left_alone(tiny_model, tok,
+                                                                     tmp_path):
+    base = DataCollatorWithPadding(tok)
+    held = {"evaluating": False}
+
+    def floats_when_evaluating(features):
+        batch = base(features)
+        if held.get("evaluating"):
+            batch["labels"] = batch["labels"].float()
+        return batch
+
+    ds = make_ds(tok, [0, 1] * 4).remove_columns(["text"])
+    trainer = make_trainer(tiny_model, tok, tmp_path, ds,
+                           eval_dataset=make_ds(tok, [1, 0]).remove_columns(["text"]),
+                           collator=floats_when_evaluating, remove_unused_columns=False)
+    labelwise.guard_trainer(trainer)
+    trainer.train()
+    assert "__getitems__" not in vars(ds)  # no row ids put into the user's own object
+    held["evaluating"] = True
+    with pytest.raises(ContractError, match="batch 0: targets are float32"):
+        trainer.evaluate()
+
+
 def test_correct_setup_with_eval_trains_and_evaluates(tiny_model, tok, tmp_path):
     ds = make_ds(tok, [0, 1, 2] * 4, feature=datasets.ClassLabel(names=["a", "b", "c"]))
     trainer = make_trainer(tiny_model, tok, tmp_path, ds, num_labels=3, eval_dataset=ds,

@@ -544,6 +544,10 @@ def _check(*, model: Any, args: Any, train_dataset: Any, eval_dataset: Any = Non
                              "label or label_ids)", f"{prefix}split 'train'; columns: {have}",
                              "name the column with guard_trainer(trainer, label_column=...) "
                              "or TrainingArguments(label_names=[...])")])
+    if not getattr(config, "num_labels", None):
+        raise GuardError([_f("LW241", f"the model ({type(model).__name__}) has no "
+                             "config.num_labels: the guard needs a sequence-classification "
+                             "head", where, "use an AutoModelForSequenceClassification model")])
     train = reader(train_dataset, column, "train")
     evals = [reader(ds, label_column_of(ds, [column]) or column, name)
              for name, ds in _evals(eval_dataset) if ds is not train_dataset]
@@ -660,7 +664,8 @@ def _tag_rows(dataset: Any) -> None:
     dataset.__getitems__ = tagged
 
 
-def _guard_loader(prepared: Any, contract: HeadContract, key: str) -> Any:
+def _guard_loader(prepared: Any, contract: HeadContract, key: str, *,
+                  tag_rows: bool = True) -> Any:
     # accelerate's prepared loader delegates to the DataLoader it wraps
     loader = getattr(prepared, "base_dataloader", prepared)
     collate = getattr(loader, "collate_fn", None)
@@ -672,7 +677,8 @@ def _guard_loader(prepared: Any, contract: HeadContract, key: str) -> Any:
             collate.data_collator = GuardedCollator(collate.data_collator, contract, key)
         return prepared
     loader.collate_fn = GuardedCollator(collate, contract, key)
-    _tag_rows(getattr(loader, "dataset", None))
+    if tag_rows:
+        _tag_rows(getattr(loader, "dataset", None))
     return prepared
 
 
@@ -718,7 +724,10 @@ class LabelwiseCallback(TrainerCallback):
                              bce_label_smoothing=self.bce_label_smoothing, reader=self.reader,
                              where=f"trial {trial}" if trial else "")
         if self.check_batches:
-            _guard_loader(loader, self.result.contract, self.result.label_column)
+            # Row ids only on the copy Trainer makes when it removes unused columns, never on
+            # the user's own dataset object.
+            _guard_loader(loader, self.result.contract, self.result.label_column,
+                          tag_rows=bool(getattr(args, "remove_unused_columns", False)))
 
 
 # -- guard_trainer -------------------------------------------------------------------------
@@ -833,11 +842,22 @@ def guard_trainer(trainer: Any, *, label_column: str | None = None,
     if check_batches:
         get_loader = trainer.get_train_dataloader
 
+        get_eval_loader = trainer.get_eval_dataloader
+        def guard(prepared: Any) -> Any:
+            dataset = getattr(getattr(prepared, "base_dataloader", prepared), "dataset", None)
+            users = [trainer.train_dataset, *dict(_evals(trainer.eval_dataset)).values()]
+            return _guard_loader(prepared, state["contract"],
+                                 trainer.labelwise_check.label_column,
+                                 tag_rows=not any(dataset is d for d in users))
+
         def guarded_loader(*a: Any, **kw: Any) -> Any:
-            return _guard_loader(get_loader(*a, **kw), state["contract"],
-                                 trainer.labelwise_check.label_column)
+            return guard(get_loader(*a, **kw))
+
+        def guarded_eval_loader(*a: Any, **kw: Any) -> Any:
+            return guard(get_eval_loader(*a, **kw))
 
         trainer.get_train_dataloader = guarded_loader
+        trainer.get_eval_dataloader = guarded_eval_loader
     return trainer
 
 
