@@ -110,7 +110,8 @@ def test_a_plain_loop_stops_before_the_forward_pass():
     calls = []
     model.register_forward_hook(lambda *a: calls.append(1))
     loss = nn.BCEWithLogitsLoss()
-    batches = [(torch.rand(3, 4), one_hot([0, 1, 1], 2)), (torch.rand(3, 4), one_hot([0, 2, 1], 3))]
+    batches = [(torch.rand(3, 4), one_hot([0, 1, 1], 2)),
+               (torch.rand(3, 4), one_hot([0, 2, 1], 3))]
     with pytest.raises(ContractError, match="width 3"):
         for x, y in batches:
             labelwise.check_targets(y, num_labels=model.out_features, loss=loss)

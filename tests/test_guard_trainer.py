@@ -442,8 +442,8 @@ def test_search_refuses_a_trial_model_that_changes_the_head(tiny_model, tok, tmp
     trainer = labelwise.guard_trainer(search_trainer(tiny_model, tok, tmp_path,
                                                      [[1.0, 0.0], [0.0, 1.0]] * 4, model_init))
     with pytest.raises(GuardError, match=re.escape(
-            "one-hot targets have width 2 but the model has num_labels=3 (BCE, Transformers' default "
-            "for float targets): BCE needs one target column per logit (split 'train', column "
+            "one-hot targets have width 2 but the model has num_labels=3 (BCE, Transformers' "
+            "default for float targets): BCE needs one target column per logit (split 'train', column "
             "'label', trial 1)")) as info:
         trainer.hyperparameter_search(backend="optuna", hp_space=space, n_trials=3,
                                       direction="minimize")
