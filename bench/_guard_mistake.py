@@ -46,7 +46,7 @@ def main() -> None:
         output_dir="/tmp/guard-mistake", per_device_train_batch_size=16, max_steps=5,
         report_to=[], save_strategy="no", use_cpu=True),
         train_dataset=ds, data_collator=DataCollatorWithPadding(tok))
-    error, guard_s = None, None
+    error, guard_s, train_s = None, None, None
     try:
         if args.guard:
             import labelwise
@@ -56,11 +56,15 @@ def main() -> None:
                 labelwise.guard_trainer(trainer)
             finally:
                 guard_s = round(time.time() - t0, 3)
-        trainer.train()
+        t1 = time.time()
+        try:
+            trainer.train()
+        finally:
+            train_s = round(time.time() - t1, 3)
     except Exception as exc:  # the point of the benchmark
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
     print(json.dumps({"seconds_to_error": round(time.time() - START, 3), "error": error,
-                      "guard_call_s": guard_s}))
+                      "guard_call_s": guard_s, "train_call_s": train_s}))
 
 
 if __name__ == "__main__":

@@ -202,7 +202,7 @@ def test_class_missing_from_eval_split_warns(tiny_model, tok, tmp_path):
     trainer = make_trainer(tiny_model, tok, tmp_path, make_ds(tok, [0, 1, 2] * 4),
                            num_labels=3, eval_dataset=make_ds(tok, [0, 1, 0, 1]))
     with pytest.warns(GuardWarning, match=r"LW103 1 train class\(es\) never occur in "
-                      r"validation: 2 \(split 'valid', column 'label'"):
+                      r"validation: 2 \(split 'eval', column 'label'"):
         labelwise.guard_trainer(trainer)
 
 

@@ -469,21 +469,18 @@ def _audit(train: _Targets, evals: Sequence[_Targets], problem: str,
         return pd.DataFrame({"__text__": texts, t.column: _audit_values(t, problem, schema)})
 
     out: dict[str, Finding] = {}
-    pairs = [{"train": frame(train), "valid": frame(e)} for e in evals] or [
-        {"train": frame(train)}]
-    text_column = train.text_column
-    for frames in pairs:
+    pairs = [({"train": frame(train), "valid": frame(e)}, e.split) for e in evals] or [
+        ({"train": frame(train)}, "")]
+    for frames, name in pairs:
         for finding in audit_frames(frames, text_column="__text__",
                                     label_columns=[train.column], schema=schema):
-            if finding.where.column == "__text__":
-                finding = Finding(finding.code, finding.level, finding.message,
-                                  Where(**{**finding.where.__dict__, "column": text_column}),
-                                  finding.fix)
-            if finding.where.split == "valid" and len(evals) > 1:
-                name = evals[[id(f) for f in pairs].index(id(frames))].split
-                finding = Finding(finding.code, finding.level, finding.message,
-                                  Where(**{**finding.where.__dict__, "split": name}),
-                                  finding.fix)
+            where = finding.where
+            if where.column == "__text__":
+                where = Where(**{**where.__dict__, "column": train.text_column})
+            if where.split == "valid":  # audit_frames' name for the eval split
+                where = Where(**{**where.__dict__, "split": name})
+            finding = Finding(finding.code, finding.level, finding.message, where,
+                              finding.fix)
             out.setdefault(finding.render(), finding)
     return list(out.values())
 
