@@ -223,6 +223,14 @@ def test_nan_targets_are_refused_with_rows(tiny_model, tok, tmp_path):
         labelwise.guard_trainer(trainer)
 
 
+def test_string_labels_get_the_encoding_fix(tiny_model, tok, tmp_path):
+    trainer = make_trainer(tiny_model, tok, tmp_path, make_ds(tok, ["neg", "pos"] * 4))
+    with pytest.raises(GuardError, match=re.escape(
+            "targets are strings ('neg', 'pos'), which no loss takes (split 'train', column "
+            "'label'). Fix: encode them as class ids: dataset.class_encode_column('label')")):
+        labelwise.guard_trainer(trainer)
+
+
 def test_several_problems_are_reported_at_once(tiny_model, tok, tmp_path):
     trainer = make_trainer(tiny_model, tok, tmp_path, make_ds(tok, ONE_HOT_3),
                            eval_dataset=make_ds(tok, [[1.0, 0.0, 0.0, 0.0]] * 4),

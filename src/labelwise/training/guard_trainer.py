@@ -87,8 +87,8 @@ class _Targets:
 
     split: str
     column: str
-    kind: str  # "scalar", "rows", "id_lists" or "ragged"
-    dtype: str  # "int", "float" or "bool"
+    kind: str  # "scalar", "rows", "id_lists", "strings" or "ragged"
+    dtype: str  # "int", "float", "bool" or "str"
     values: np.ndarray  # [n] or [n, W] (float64 or int64); empty for id_lists / ragged
     missing: tuple[int, ...] = ()
     names: tuple[str, ...] | None = None  # ClassLabel names
@@ -190,8 +190,10 @@ def read_targets(dataset: Any, column: str, *, split: str) -> _Targets:
     if any(lists) and not all(lists) or any(lists) and len({len(v) for v in present}) > 1:
         return _Targets(kind="ragged", dtype=declared or "float", values=np.zeros(0), **base)
     filler: Any = [0] * len(present[0]) if present and lists[0] else 0
+    if any(isinstance(v, str) for v in present):
+        return _Targets(kind="strings", dtype="str", values=np.zeros(0), **base)
     arr = np.asarray([v if v is not None else filler for v in raw])
-    if arr.dtype == object:
+    if arr.dtype == object or arr.dtype.kind in "USV":
         return _Targets(kind="ragged", dtype=declared or "float", values=np.zeros(0), **base)
     dtype = declared or ("bool" if arr.dtype == bool else
                          "int" if np.issubdtype(arr.dtype, np.integer) else "float")
@@ -286,6 +288,13 @@ def _form_findings(t: _Targets, k: int, problem: str, explicit: str | None,
                       f"turn each list into a multi-hot float row of width {len(t.names or ())} "
                       f"(e.g. map with np.eye({len(t.names or ())})[ids].sum(0)) and set "
                       "problem_type='multi_label_classification'"))
+        return out
+    if t.kind == "strings":
+        names = sorted({str(x) for x in t.raw if x is not None})
+        out.append(_f("LW238", f"targets are strings ({', '.join(map(repr, names[:5]))}"
+                      f"{', …' if len(names) > 5 else ''}), which no loss takes",
+                      t.where(), f"encode them as class ids: dataset.class_encode_column("
+                      f"'{t.column}') (and pass its names as id2label)"))
         return out
     if t.kind == "ragged":
         sizes = sorted({len(v) if isinstance(v, (list, tuple)) else 1 for v in t.raw
