@@ -55,8 +55,18 @@ def test_top_level_verbs_are_callables_even_after_submodule_imports():
     code = ("import labelwise, labelwise.data.auditing, labelwise.training.predict, labelwise.tuning\n"
             "import labelwise.training.train\n"
             "names = ['audit', 'predict', 'tune', 'train', 'preflight', 'infer_schema',"
-            " 'load_splits', 'inspect_data', 'derive_contract', 'check_batch']\n"
+            " 'load_splits', 'inspect_data', 'derive_contract', 'check_batch', 'check_targets',"
+            " 'guard_trainer', 'LabelwiseCallback']\n"
             "print(all(callable(getattr(labelwise, n)) for n in names))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert proc.stdout.strip() == "True"
+
+
+def test_check_targets_needs_no_transformers():
+    # A plain PyTorch loop may not have transformers installed: check_targets imports torch only.
+    code = ("import sys\nsys.modules['transformers'] = None\nimport torch, labelwise\n"
+            "print(labelwise.check_targets(torch.tensor([0, 1]), num_labels=2).loss)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert proc.stdout.strip() == "ce"

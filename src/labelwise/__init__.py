@@ -36,6 +36,7 @@ _LAZY = {
     "HeadContract": "labelwise.plan.contract",
     "derive_contract": "labelwise.plan.contract",
     "check_batch": "labelwise.training.guard",
+    "check_targets": "labelwise.training.guard",
     "preflight": "labelwise.plan.preflight",
     "Plan": "labelwise.plan.preflight",
     # heavy verbs (torch, transformers, optuna on first use)
@@ -45,6 +46,8 @@ _LAZY = {
     "SearchResult": "labelwise.tuning",
     "predict": "labelwise.training.predict",
     "Predictions": "labelwise.training.predict",
+    "guard_trainer": "labelwise.training.guard_trainer",
+    "LabelwiseCallback": "labelwise.training.guard_trainer",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
@@ -56,7 +59,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from labelwise.data.loading import LoadedData, load_splits
     from labelwise.errors import LabelwiseError
     from labelwise.findings import Finding, Findings
-    from labelwise.training.guard import check_batch
+    from labelwise.training.guard import check_batch, check_targets
+    from labelwise.training.guard_trainer import LabelwiseCallback, guard_trainer
     from labelwise.data.inspection import Inspection, inspect_data
     from labelwise.labels.inference import Task, TaskInference, infer_task
     from labelwise.training.predict import Predictions, predict

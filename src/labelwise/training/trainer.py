@@ -47,6 +47,8 @@ class LabelwiseTrainer(Trainer):
     # -- batches -------------------------------------------------------------------------
     def get_train_dataloader(self) -> DataLoader:
         dataset: EncodedDataset = self.train_dataset  # type: ignore[assignment]
+        if not hasattr(dataset, "lengths"):  # a datasets.Dataset or any torch Dataset
+            return super().get_train_dataloader()
         sampler = LengthBucketBatchSampler(dataset.lengths, self._train_batch_size,
                                            seed=self.args.seed, bucket=self.bucket)
         loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=self.data_collator,
@@ -56,6 +58,8 @@ class LabelwiseTrainer(Trainer):
     def get_eval_dataloader(self, eval_dataset: Any = None) -> DataLoader:
         dataset: EncodedDataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         collator = self.data_collator
+        if not hasattr(dataset, "lengths") or not isinstance(collator, Collator):
+            return super().get_eval_dataloader(eval_dataset)
         eval_collator = Collator(collator.pad_id, self.contract.target_dtype)  # own counters
         loader = DataLoader(dataset, batch_sampler=SortedBatchSampler(
             dataset.lengths, self.args.eval_batch_size), collate_fn=eval_collator,
