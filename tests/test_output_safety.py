@@ -248,6 +248,19 @@ def test_overwrite_deletes_only_a_labelwise_output(tmp_path, tiny_model, case):
     assert listing(out) == before and not (tmp_path / ".out.partial").exists()
 
 
+def test_tune_overwrite_deletes_only_a_search_output(tmp_path, tiny_model):
+    from labelwise.tuning import tune
+
+    out = tmp_path / "out"
+    (out / "best").mkdir(parents=True)
+    (out / "tune.json").write_text("{}")
+    (out / "notes.txt").write_text("mine")
+    before = listing(out)
+    with pytest.raises(OutputError, match="did not write: notes.txt") as info:
+        tune(make_config(tmp_path, tiny_model, search={"n_trials": 1}), overwrite=True)
+    assert info.value.code == "LW362" and listing(out) == before
+
+
 # --- SIGKILL while writing ----------------------------------------------------------------------
 def test_sigkill_while_a_checkpoint_is_written_resumes_from_the_last_complete_one(
         tmp_path, tiny_model):
@@ -281,8 +294,11 @@ def test_sigkill_while_the_final_model_is_saved_is_recovered_by_resume(tmp_path,
     result = runner.invoke(app, ["train", "--config", str(path), "--resume", "--no-report"])
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"
-    assert (out / "README.md").exists() and manifest(out)["stats"]["steps"] == 8
-    assert "resumed at step 8 of 8" in " ".join(result.output.split())
+    stats = manifest(out)["stats"]
+    assert (out / "README.md").exists() and stats["steps"] == 8  # not one step past
+    assert stats["steps_this_run"] == 8 - stats["resumed_from_step"]
+    assert f"resumed at step {stats['resumed_from_step']} of 8" in " ".join(
+        result.output.split())
     assert not work.exists()
 
 

@@ -351,9 +351,14 @@ def write_atomic(path: str | Path, data: str | bytes, *, encoding: str = "utf-8"
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, LabelwiseError) and exc.errno in (
+                errno.EROFS, errno.EACCES, errno.EPERM):
+            raise OutputError(f"cannot write the file: {exc.strerror}", where=f"file {path}",
+                              fix="write to a folder this user may write to, on a "
+                              "read-write filesystem", code="LW361") from None
         raise
     return path
 

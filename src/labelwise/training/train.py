@@ -412,11 +412,21 @@ def _resume_point(work: Path, plan: Plan, resume: bool) -> str | None:
     for broken in [c for c in checkpoints if not is_complete(c)]:
         logger.info("removing %s: it was not written to the end", broken)
         shutil.rmtree(broken)
-    checkpoints = [c for c in checkpoints if c.exists()]
+    checkpoints = [c for c in checkpoints if c.exists() and not _ends_mid_epoch(c)]
     if not checkpoints:
         return None
     logger.info("resuming from %s", checkpoints[-1])
     return str(checkpoints[-1])
+
+
+def _ends_mid_epoch(checkpoint: Path) -> bool:
+    """A checkpoint at ``max_steps`` inside an epoch: Trainer, resumed from it, runs one
+    step past ``max_steps`` (it checks the limit after a step), so an earlier one is used."""
+    import json
+
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    return (state["max_steps"] > 0 and state["global_step"] >= state["max_steps"]
+            and not float(state.get("epoch") or 0).is_integer())
 
 
 def _saved_result(final: Path, plan: Plan) -> tuple[dict[str, Any], Thresholds | None,

@@ -25,9 +25,13 @@ logger = logging.getLogger("labelwise")
 MARKER = "tune.json"
 
 
-# What a search writes into its output dir (what --overwrite may replace).
-OUTPUT_FILES = (MARKER, "study.db*", "trials.csv", "search.json", "best", ".best.*",
-                ".worker.json", "ray", "search_key.json", "report.html")
+def output_files() -> tuple[str, ...]:
+    """What a search writes into its output dir (what ``--overwrite`` may replace)."""
+    from labelwise.outputs.model_dir import REPORT_NAME
+    from labelwise.tuning._ray import KEY_FILE, SEAL_FILE
+
+    return (MARKER, "study.db*", "trials.csv", "search.json", "best", ".best.*",
+            ".worker.json", "ray", KEY_FILE, SEAL_FILE, REPORT_NAME)
 
 
 def _output_dir(config: RunConfig, overwrite: bool, source: str | None) -> Path:
@@ -40,7 +44,7 @@ def _output_dir(config: RunConfig, overwrite: bool, source: str | None) -> Path:
                           "pass --output-dir", code="LW330")
     out = check_output_dir(config.output_dir, inside=True)
     d = config.data
-    check_replaceable(out, overwrite=overwrite, markers=[MARKER], known=OUTPUT_FILES,
+    check_replaceable(out, overwrite=overwrite, markers=[MARKER], known=output_files(),
                       inputs=[p for p in (d.train, d.valid, d.test, config.model.name_or_path,
                                           source) if p], resumable=True)
     return out
@@ -73,7 +77,8 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
             Ray started for the search.
         join: Add this process's trials to a study another machine started (Optuna with a
             shared storage); the study's data, labels and space must match.
-        overwrite: Replace an output directory that holds something else.
+        overwrite: Start over: replace the output directory of an earlier search (only
+            labelwise's files; see ``labelwise.outputs.safety``).
         source: Config file name quoted in messages.
 
     Raises:

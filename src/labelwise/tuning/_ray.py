@@ -279,6 +279,8 @@ class RayBackend(SearchBackend):
         experiment = output_dir.resolve() / "ray" / name
         key = study_key(plan, space)
         self._check_key(output_dir, key, name)
+        if (experiment / "tuner.pkl").exists():
+            check_sealed(output_dir, experiment)  # before Ray starts: unpickle only ours
         config = absolute_config(plan.config)
         spec = {"config": config.model_dump(mode="json"), "source": self.source, "key": key,
                 "output_dir": str(output_dir.resolve()), "name": name,
@@ -316,7 +318,6 @@ class RayBackend(SearchBackend):
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
         started = time.perf_counter()
         if tune.Tuner.can_restore(str(experiment)):
-            check_sealed(output_dir, experiment)  # unpickle only what labelwise wrote
             logger.info("restoring the Ray search at %s", experiment)
             tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True,
                                        resume_errored=False, restart_errored=False)
