@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -204,7 +205,9 @@ def test_resume_after_sigkill_mid_trial(tmp_path, tiny_model, monkeypatch):
         proc.kill()
         proc.wait()
     assert len(finished) == 1 and len(running) == 1
-    watcher = optuna.storages.RDBStorage(storage, heartbeat_interval=1, grace_period=2)
+    with warnings.catch_warnings():  # the heartbeat arguments are experimental in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        watcher = optuna.storages.RDBStorage(storage, heartbeat_interval=1, grace_period=2)
     study_id = watcher.get_study_id_from_name("labelwise")
     wait_for(lambda: watcher._get_stale_trial_ids(study_id), "the heartbeat to go stale")
     monkeypatch.setenv("LABELWISE_HEARTBEAT", "1")
