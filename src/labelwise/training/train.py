@@ -468,8 +468,9 @@ def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bo
     if not isinstance(config, RunConfig):
         source = source or str(config)
         config = load_config(config)
-    out, overwrite = _output_dir(config, overwrite, resume, source)
+    out, _ = _output_dir(config, overwrite, resume, source)
     with hold_output(out, command="labelwise train"):
+        out, overwrite = _output_dir(config, overwrite, resume, source)  # as it is now
         return _train_locked(config, out, overwrite=overwrite, resume=resume,
                              callbacks=callbacks, source=source)
 

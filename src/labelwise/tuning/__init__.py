@@ -99,6 +99,7 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
     lock = (contextlib.nullcontext() if join else  # --join processes share a study by design
             hold_output(out, command="labelwise tune"))
     with lock:
+        out = _output_dir(config, overwrite, source)  # as it is now that it is ours
         return _tune_locked(config, out, backend_name=backend_name, storage=storage,
                             n_trials=n_trials, timeout=timeout, study=study, workers=workers,
                             ray_address=ray_address, join=join, overwrite=overwrite,
