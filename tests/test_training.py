@@ -146,15 +146,23 @@ def test_thresholds_saved_applied_and_overridable(tmp_path, tiny_model):
 
 
 def test_non_empty_output_dir_is_refused_and_kept(tmp_path, tiny_model):
+    from labelwise.errors import OutputError
+
     config = make_config(tmp_path, tiny_model, "binary")
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(ConfigError, match=re.escape("output directory is not empty")):
+    with pytest.raises(OutputError, match=re.escape("output directory is not empty")):
         train(config)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
-    train(config, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "labelwise.json").exists()
+    with pytest.raises(OutputError, match="replaces only a labelwise output") as info:
+        train(config, overwrite=True)  # keep.txt is not a labelwise output
+    assert info.value.code == "LW362"
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    (out / "keep.txt").unlink()
+    first = train(config)
+    train(config, overwrite=True)  # a labelwise output is replaced
+    assert (out / "labelwise.json").exists() and first.output_dir == out
 
 
 def test_crash_mid_save_leaves_no_half_model(tmp_path, tiny_model, monkeypatch):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
+import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -125,63 +126,100 @@ def test_preflight_errors_stop_before_any_trial(tmp_path, tiny_model):
     assert not (tmp_path / "out").exists()
 
 
-def test_two_workers_share_one_sqlite_study(tmp_path, tiny_model):
+BARRIER_DIR = Path(__file__).resolve().parent / "trial_barrier"
+
+
+def wait_for(check, what, timeout=600.0, proc=None):
+    """Poll ``check()`` until it holds (no fixed sleeps: a loaded machine only waits longer)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the search ended ({proc.returncode}) before {what}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_two_workers_share_one_sqlite_study(tmp_path, tiny_model, monkeypatch):
+    # Each worker's first trial waits until the other worker runs one too
+    # (tests/trial_barrier/sitecustomize.py): the two processes share the study side by side
+    # however the machine schedules their start-up.
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(BARRIER_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    monkeypatch.setenv("LABELWISE_TEST_BARRIER", str(barrier))
+    monkeypatch.setenv("LABELWISE_TEST_BARRIER_N", "2")
     result = tune(make(tmp_path, tiny_model, n_trials=4), workers=2)
     numbers = [t.number for t in result.trials]
     assert sorted(numbers) == [0, 1, 2, 3] and len(set(numbers)) == 4
+    assert len(list(barrier.iterdir())) == 2  # two worker processes reached a trial
     import optuna
 
     study = optuna.load_study(study_name="labelwise",
                               storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
     assert {t.user_attrs["worker"] for t in study.trials} == {0, 1}
+    assert len({t.user_attrs["pid"] for t in study.trials}) == 2
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
     assert len(list((tmp_path / "out").rglob("model.safetensors"))) == 1
 
 
 def test_resume_after_sigkill_mid_trial(tmp_path, tiny_model, monkeypatch):
+    import sqlite3
+
     import optuna
 
-    config = make(tmp_path, tiny_model, n_trials=4, train={"epochs": 20, "evals_per_epoch": 1})
+    config = make(tmp_path, tiny_model, n_trials=4)
     path = tmp_path / "run.json"
     path.write_text(config.model_dump_json())
+    flag = tmp_path / "blocked"
     env = {**os.environ, "LABELWISE_HEARTBEAT": "1", "LABELWISE_GRACE": "2"}
-    code = ("import json, sys\nfrom labelwise.plan.config import config_from_dict\n"
+    # The search's second trial blocks (after the first has completed) until it is killed.
+    code = ("import json, time\nfrom pathlib import Path\n"
+            "from labelwise.plan.config import config_from_dict\n"
+            "import labelwise.tuning._runner as r\nreal = r.TrialRunner.run\ncalls = []\n"
+            "def run(self, params, **kw):\n    calls.append(1)\n    if len(calls) == 2:\n"
+            f"        Path({str(flag)!r}).write_text('')\n"
+            "        while True:\n            time.sleep(0.05)\n"
+            "    return real(self, params, **kw)\nr.TrialRunner.run = run\n"
             "from labelwise.tuning import tune\n"
             f"tune(config_from_dict(json.load(open({str(path)!r}))))\n")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    storage = f"sqlite:///{tmp_path / 'out' / 'study.db'}"
-    deadline = time.time() + 120
-    finished: list[tuple[int, float]] = []
-    while time.time() < deadline:
-        time.sleep(0.2)
-        try:
-            study = optuna.load_study(study_name="labelwise", storage=storage)
-        except Exception:
-            continue
+    db = tmp_path / "out" / "study.db"
+    storage = f"sqlite:///{db}"
+
+    def heartbeats() -> int:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT count(*) FROM trial_heartbeats").fetchone()[0]
+
+    try:
+        wait_for(flag.exists, "the second trial", proc=proc)
+        wait_for(lambda: heartbeats() > 0, "the running trial's heartbeat", proc=proc)
+        study = optuna.load_study(study_name="labelwise", storage=storage)
         trials = study.get_trials(deepcopy=False)
-        done = [t for t in trials if t.state.name == "COMPLETE"]
-        running = [t for t in trials if t.state.name == "RUNNING"]
-        if done and running:
-            # Optuna ignores a RUNNING trial that never sent a heartbeat: let it send one
-            time.sleep(1.5)
-            study = optuna.load_study(study_name="labelwise", storage=storage)
-            finished = [(t.number, t.value) for t in study.get_trials(deepcopy=False)
-                        if t.state.name == "COMPLETE"]
-            os.kill(proc.pid, signal.SIGKILL)
-            break
-    proc.wait()
-    assert finished, "never saw a finished trial next to a running one"
-    time.sleep(3)  # let the heartbeat grace period pass
+        finished = [(t.number, t.value) for t in trials if t.state.name == "COMPLETE"]
+        running = [t.number for t in trials if t.state.name == "RUNNING"]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert len(finished) == 1 and len(running) == 1
+    with warnings.catch_warnings():  # the heartbeat arguments are experimental in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        watcher = optuna.storages.RDBStorage(storage, heartbeat_interval=1, grace_period=2)
+    study_id = watcher.get_study_id_from_name("labelwise")
+    wait_for(lambda: watcher._get_stale_trial_ids(study_id), "the heartbeat to go stale")
     monkeypatch.setenv("LABELWISE_HEARTBEAT", "1")
     monkeypatch.setenv("LABELWISE_GRACE", "2")
     result = tune(config)
     states = {t.number: t for t in result.trials}
-    for number, value in finished:
+    for number, value in finished:  # the finished trial is kept as it was
         assert states[number].state == "COMPLETE" and states[number].value == value
     counted = [t for t in result.trials if t.state in ("COMPLETE", "PRUNED")]
     assert len(counted) == 4
     killed = [t for t in result.trials if t.state == "FAIL"]
-    assert len(killed) == 1
+    assert [t.number for t in killed] == running
     assert re.fullmatch(r"process died \(retried as trial \d+\)", killed[0].reason)
 
 

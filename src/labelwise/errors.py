@@ -24,6 +24,7 @@ __all__ = [
     "ContractError",
     "PreflightError",
     "MissingDependencyError",
+    "OutputError",
 ]
 
 
@@ -140,6 +141,13 @@ class MissingDependencyError(LabelwiseError, ImportError):
     """An optional feature needs an extra that is not installed."""
 
     default_code = "LW401"
+
+
+class OutputError(LabelwiseError, OSError):
+    """The output directory cannot take the run: in use by another run, not writable,
+    holding files that are not labelwise's, or the disk is full."""
+
+    default_code = "LW360"
 
 
 def require(*modules: str, what: str, extra: str) -> Any:

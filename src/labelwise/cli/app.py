@@ -47,9 +47,11 @@ def _split_list(values: list[str] | None) -> list[str] | None:
 
 
 def _fail(err: LabelwiseError) -> None:
+    from rich.markup import escape
+
     console = _console(stderr=True)
-    code = f"{err.code} " if err.code else ""
-    console.print(f"[bold red]error:[/] {code}{err.render()}", markup=True)
+    code = f"{err.code} " if err.code else ""  # escaped: "pip install 'labelwise[train]'"
+    console.print(f"[bold red]error:[/] {code}{escape(err.render())}", markup=True)
     raise typer.Exit(2)
 
 
@@ -67,6 +69,27 @@ def json_errors(fmt: str) -> Iterator[None]:
         raise
 
 
+EXTRAS = {  # what each extra brings that a command imports
+    "train": ("torch", "transformers", "accelerate", "safetensors", "plotly"),
+    "tune": ("torch", "transformers", "accelerate", "safetensors", "optuna", "filelock"),
+}
+
+
+def need_extra(extra: str, command: str) -> None:
+    """Refuse a command whose extra is not installed, naming the pip line (exit 2)."""
+    from labelwise.errors import require
+
+    require(*EXTRAS[extra], what=f"labelwise {command} needs the '{extra}' extra, which is "
+            "not installed", extra=extra)
+
+
+def require_module(module: str, command: str, extra: str) -> None:
+    from labelwise.errors import require
+
+    require(module, what=f"labelwise {command} needs {module} (the '{extra}' extra), which "
+            "is not installed", extra=extra)
+
+
 def run_safely(func: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a command body: user mistakes exit 2 without a traceback, faults exit 1."""
     try:
@@ -81,8 +104,10 @@ def run_safely(func: Any, *args: Any, **kwargs: Any) -> Any:
     except Exception as exc:  # an internal fault: say so, keep the traceback for --debug
         if STATE["debug"]:
             raise
+        from rich.markup import escape
+
         _console(stderr=True).print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
             "(run with --debug for the traceback, and please report it)")
         raise typer.Exit(1) from None
 
@@ -192,6 +217,7 @@ def check(
     text_column: TextColOpt = None,
     task: TaskFlag = None,
     model: ModelOpt = None,
+    output_dir: OutOpt = None,
     search: Annotated[bool | None, typer.Option(
         "--search/--no-search", help="Check the search too (default: when the config has "
         "a search section).")] = None,
@@ -208,11 +234,16 @@ def check(
         with json_errors(fmt):
             cfg = build_config(config, sets, train=train, valid=valid, test=test,
                                label_column=label_column, text_column=text_column, task=task,
-                               model=model)
+                               model=model, output_dir=output_dir)
         do_search = cfg.search is not None if search is None else search
+        out_findings = _output_dir_findings(cfg.output_dir, inside=do_search)
         try:
             plan = preflight(cfg, source=config, search=do_search)
+            if out_findings:
+                raise PreflightError([*plan.findings, *out_findings])
         except PreflightError as err:
+            if out_findings and not any(f in err.findings for f in out_findings):
+                err = PreflightError([*err.findings, *out_findings])
             if fmt == "json":
                 sys.stdout.write(json.dumps({"ok": False, "findings": [
                     f.to_dict() for f in err.findings]}, indent=2, default=str) + "\n")
@@ -233,16 +264,38 @@ def check(
     run_safely(body)
 
 
+def _output_dir_findings(output_dir: str | None, *, inside: bool) -> list[Any]:
+    """The output dir's problems (a file, under a file, read-only, in use) as findings."""
+    from labelwise.errors import OutputError
+    from labelwise.outputs.safety import check_output_dir, lock_path
+
+    if not output_dir:
+        return []
+    try:
+        check_output_dir(output_dir, inside=inside)
+        if lock_path(Path(output_dir)).exists():
+            from labelwise.outputs.safety import hold_output
+
+            with hold_output(Path(output_dir), command="labelwise check"):
+                pass
+    except OutputError as err:
+        return [err.to_finding()]
+    return []
+
+
 def quiet_libraries() -> None:
     """Presentation belongs to the CLI: silence third-party load reports and bars."""
     import logging
     import os
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # the command that needs it says which extra to install
+        hf_logging = None
+    if hf_logging is not None:
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
     logging.getLogger("accelerate").setLevel(logging.ERROR)
     try:
         import optuna
@@ -306,10 +359,14 @@ def report_after_run(output_dir: Any, console: Any) -> None:
     """Write the run's HTML report; a failure is a warning, never a failed run."""
     import logging
 
+    from labelwise.errors import OutputError
+
     try:
         from labelwise.report.html import write_report
 
         path = write_report(output_dir)
+    except OutputError:
+        raise  # a full disk or an unwritable dir: the run's outputs are not all there
     except Exception as exc:  # noqa: BLE001 - the run succeeded: keep its exit code
         logging.getLogger("labelwise").warning("the report was not written: %s: %s (retry "
                                                "with: labelwise --debug report %s)",
@@ -339,6 +396,7 @@ def train(
     """Preflight, then fine-tune, evaluate and save one classifier."""
 
     def body() -> None:
+        need_extra("train", "train")
         console = _console()
         cfg = build_config(config, sets, train=train_file, valid=valid, test=test,
                            label_column=label_column, text_column=text_column, task=task,
@@ -358,8 +416,12 @@ def train(
                      else schema.label_names)
             console.print(thresholds_line(result.thresholds, names), highlight=False)
         s = result.stats
-        console.print(f"trained {s['steps']} steps in {s['train_seconds']:.1f} s "
-                      f"({s['samples_per_second']:.1f} samples/s, {s['pad_share']:.1%} padding)")
+        ran = s.get("steps_this_run", s["steps"])
+        resumed = (f", resumed at step {s['resumed_from_step']} of {s['steps']}"
+                   if s.get("resumed_from_step") else "")
+        console.print(f"trained {ran} steps in {s['train_seconds']:.1f} s "
+                      f"({s['samples_per_second']:.1f} samples/s, {s['pad_share']:.1%} "
+                      f"padding{resumed})")
         console.print(f"[green]saved[/] {result.output_dir}")
         if report:
             report_after_run(result.output_dir, console)
@@ -399,6 +461,7 @@ def tune(
     """Search hyperparameters (Optuna or Ray Tune); the best model lands in OUTPUT/best/."""
 
     def body() -> None:
+        need_extra("tune", "tune")
         console = _console()
         cfg = build_config(config, sets, train=train_file, valid=valid, test=test,
                            label_column=label_column, text_column=text_column, task=task,
@@ -497,6 +560,7 @@ def report_command(
     """Write a self-contained HTML report of a train or tune run (opens offline)."""
 
     def body() -> None:
+        require_module("plotly", "report", "train")
         quiet_libraries()
         from labelwise.report.html import write_report
 
@@ -521,6 +585,7 @@ def predict(
     """Predict labels for a file of texts; writes the input rows plus label and scores."""
 
     def body() -> None:
+        need_extra("train", "predict")
         quiet_libraries()
         from labelwise.data.io import check_columns, read_table
         from labelwise.training.predict import load_model

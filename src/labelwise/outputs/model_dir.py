@@ -18,9 +18,7 @@ Layout of a model dir (what ``train`` writes and ``tune`` writes as ``best/``):
 from __future__ import annotations
 
 import json
-import os
 import platform
-import shutil
 import time
 from importlib import metadata
 from pathlib import Path
@@ -30,9 +28,26 @@ from labelwise.errors import SchemaMismatchError
 from labelwise.labels.schema import LabelSchema
 
 __all__ = ["partial_dir", "publish", "save_model_dir", "read_manifest", "versions",
-           "MANIFEST"]
+           "MANIFEST", "REPORT_NAME", "model_dir_files"]
 
 MANIFEST = "labelwise.json"
+REPORT_NAME = "report.html"  # written into the output dir by labelwise.report.html
+_WRITTEN_HERE = (MANIFEST, "metrics.json", "train_log.jsonl", "README.md")
+
+
+def model_dir_files(path: Path) -> list[str]:
+    """The names labelwise wrote into the model dir ``path`` (its manifest's list), plus the
+    report: what ``--overwrite`` may replace."""
+    try:
+        files = json.loads((path / MANIFEST).read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        files = None
+    if not files:  # a model dir saved before the list was kept: the names save_pretrained uses
+        files = ["config.json", "generation_config.json", "*.safetensors",
+                 "*.safetensors.index.json", "tokenizer*", "vocab.*", "merges.txt",
+                 "special_tokens_map.json", "added_tokens.json", "*.model",
+                 "chat_template.*", *_WRITTEN_HERE]
+    return [*files, REPORT_NAME]
 
 
 def partial_dir(out: Path) -> Path:
@@ -67,6 +82,7 @@ def save_model_dir(path: Path, *, plan: Any, model: Any, tokenizer: Any,
     model.save_pretrained(path)
     tokenizer.model_max_length = plan.config.model.max_length
     tokenizer.save_pretrained(path)
+    files = sorted({p.name for p in path.iterdir()} | set(_WRITTEN_HERE))
     manifest = {
         "format": 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -80,6 +96,7 @@ def save_model_dir(path: Path, *, plan: Any, model: Any, tokenizer: Any,
         "metrics": {split: _scalars(m) for split, m in metrics.items()},
         "stats": stats,
         "versions": versions(),
+        "files": files,
         **(extra or {}),
     }
     (path / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
@@ -99,17 +116,11 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def publish(final: Path, out: Path, *, overwrite: bool) -> None:
-    """Move a finished dir into place with renames, so ``out`` is never half-written."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():
-        if not overwrite and (not out.is_dir() or any(out.iterdir())):
-            raise FileExistsError(out)
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.rename(out, old)
-        os.rename(final, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(final, out)
+    """Move a finished dir into place, so ``out`` is never half-written (one rename, or
+    moved in entry by entry when ``out`` is a mount point: ``labelwise.outputs.safety``)."""
+    from labelwise.outputs.safety import publish_dir
+
+    publish_dir(final, out, overwrite=overwrite, manifest=MANIFEST)
 
 
 def read_manifest(model_dir: str | Path) -> tuple[dict[str, Any], LabelSchema]:

@@ -34,11 +34,11 @@ import numpy as np
 from labelwise.report._plots import esc, fmt, kv_table, note, table
 from labelwise.data.inspection import inspect_recorded
 from labelwise.errors import DataError, LabelwiseError, MissingDependencyError
+from labelwise.outputs.model_dir import REPORT_NAME
 
 __all__ = ["MAX_THRESHOLD_LABELS", "REPORT_NAME", "write_report"]
 
 logger = logging.getLogger("labelwise")
-REPORT_NAME = "report.html"
 MAX_THRESHOLD_LABELS = 12
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222}
@@ -84,7 +84,7 @@ def write_report(output_dir: str | Path, *, path: str | Path | None = None) -> P
     try:
         import plotly.offline
     except ImportError:
-        raise MissingDependencyError("the report needs plotly", fix="pip install plotly",
+        raise MissingDependencyError("the report needs plotly", fix="pip install 'labelwise[train]'",
                                      code="LW401") from None
     run = _read_run(Path(output_dir).expanduser())
     sections: list[tuple[str, str, str]] = []
@@ -105,10 +105,9 @@ def write_report(output_dir: str | Path, *, path: str | Path | None = None) -> P
     target = Path(path) if path is not None else run.output_dir / REPORT_NAME
     target.parent.mkdir(parents=True, exist_ok=True)
     page = _page(run, sections, plotly.offline.get_plotlyjs())
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(target)
-    return target
+    from labelwise.outputs.safety import write_atomic
+
+    return write_atomic(target, page)  # the old report or the new one; no temp file left
 
 
 # --- reading -----------------------------------------------------------------------------

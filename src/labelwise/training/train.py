@@ -8,6 +8,7 @@ and targets of every split, built once), :func:`build_model`, :func:`fit` (one T
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from labelwise.training._memory import frozen_heap, trim_heap
-from labelwise.outputs.model_dir import partial_dir, publish, save_model_dir
+from labelwise.outputs.model_dir import save_model_dir
 from labelwise.plan.config import RunConfig, load_config
 from labelwise.errors import ConfigError, SchemaMismatchError
 from labelwise.plan.preflight import Plan, preflight
@@ -357,20 +358,39 @@ def final_metrics(prepared: Prepared, model: Any, *, plan: Plan | None = None,
     return out, thresholds
 
 
-def _output_dir(cfg: RunConfig, overwrite: bool) -> Path:
+def _output_dir(cfg: RunConfig, overwrite: bool, resume: bool,
+                source: str | None) -> tuple[Path, bool]:
+    """The output dir, refused before anything is loaded when it cannot take this run, and
+    whether it may be replaced (``--resume`` keeps the ``--overwrite`` of the run it
+    continues)."""
+    import json
+
+    from labelwise.outputs.model_dir import MANIFEST, model_dir_files
+    from labelwise.outputs.safety import (SWAP_STATE, check_output_dir, check_replaceable,
+                                          work_dir)
+
     if not cfg.output_dir:
         raise ConfigError("no output directory given", fix="set output_dir in the config or "
                           "pass --output-dir", code="LW330")
-    out = Path(cfg.output_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise ConfigError("output directory is not empty", where=f"file {out}",
-                          fix="pass --overwrite to replace it, or choose another --output-dir",
-                          code="LW331")
-    return out
+    out = check_output_dir(cfg.output_dir)
+    work = work_dir(out)
+    if resume and (work / SWAP_STATE).exists():
+        return out, True  # a model was being moved into place: finish that
+    if resume and (work / "plan.json").exists():
+        with contextlib.suppress(OSError, ValueError):
+            overwrite = overwrite or bool(json.loads((work / "plan.json").read_text())
+                                          .get("overwrite"))
+    inputs = [cfg.data.train, cfg.data.valid, cfg.data.test, cfg.model.name_or_path, source]
+    check_replaceable(out, overwrite=overwrite, markers=[MANIFEST],
+                      known=model_dir_files(out), inputs=[p for p in inputs if p])
+    return out, overwrite
 
 
 def _resume_point(work: Path, plan: Plan, resume: bool) -> str | None:
+    """The last complete checkpoint to resume from (incomplete ones are removed)."""
     import json
+
+    from labelwise.outputs.safety import is_complete
 
     marker = work / "plan.json"
     if not resume:
@@ -381,7 +401,7 @@ def _resume_point(work: Path, plan: Plan, resume: bool) -> str | None:
     if not marker.exists():
         logger.info("nothing to resume in %s: starting from the first step", work)
         return None
-    saved = json.loads(marker.read_text())
+    saved = {k: v for k, v in json.loads(marker.read_text()).items() if k != "overwrite"}
     now = {"schema": plan.schema.fingerprint, "data": plan.to_dict()["data_fingerprints"]}
     if saved != now:
         raise SchemaMismatchError("cannot resume: the data or labels changed since the run "
@@ -389,40 +409,129 @@ def _resume_point(work: Path, plan: Plan, resume: bool) -> str | None:
                                   fix="resume with the same data, or start without --resume")
     checkpoints = sorted((work / "checkpoints").glob("checkpoint-*"),
                          key=lambda p: int(p.name.rsplit("-", 1)[1]))
+    for broken in [c for c in checkpoints if not is_complete(c)]:
+        logger.info("removing %s: it was not written to the end", broken)
+        shutil.rmtree(broken)
+    checkpoints = [c for c in checkpoints if c.exists() and not _ends_mid_epoch(c)]
     if not checkpoints:
         return None
     logger.info("resuming from %s", checkpoints[-1])
     return str(checkpoints[-1])
 
 
+def _ends_mid_epoch(checkpoint: Path) -> bool:
+    """A checkpoint at ``max_steps`` inside an epoch: Trainer, resumed from it, runs one
+    step past ``max_steps`` (it checks the limit after a step), so an earlier one is used."""
+    import json
+
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    return (state["max_steps"] > 0 and state["global_step"] >= state["max_steps"]
+            and not float(state.get("epoch") or 0).is_integer())
+
+
+def _saved_result(final: Path, plan: Plan) -> tuple[dict[str, Any], Thresholds | None,
+                                                    dict[str, Any]]:
+    """Metrics, thresholds and stats of a model dir saved by a run that died publishing."""
+    import json
+
+    from labelwise.outputs.model_dir import MANIFEST
+
+    manifest = json.loads((final / MANIFEST).read_text())
+    thresholds = manifest.get("thresholds")
+    return (json.loads((final / "metrics.json").read_text()),
+            Thresholds.from_dict(thresholds) if thresholds else None, manifest["stats"])
+
+
 def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bool = False,
           callbacks: Sequence[Any] = (), source: str | None = None) -> TrainResult:
     """Fine-tune one classifier: preflight, tokenize, train, evaluate, save.
 
+    The output dir is checked and locked before anything is loaded (see
+    ``labelwise.outputs.safety``); the run is built in a partial dir and published at the
+    end, so ``output_dir`` holds the old model or the new one, never part of one.
+
     Args:
         config: A :class:`RunConfig`, or the path of a YAML/TOML run config.
-        overwrite: Replace a non-empty output directory.
-        resume: Continue an interrupted run from its last checkpoint.
+        overwrite: Replace an output directory that holds a labelwise model.
+        resume: Continue an interrupted run from its last complete checkpoint.
         callbacks: Extra ``transformers.TrainerCallback`` objects (the CLI's progress bar).
         source: Config file name quoted in messages.
 
     Raises:
         PreflightError: Any preflight error; nothing is loaded or written.
-        ConfigError: No or a non-empty output directory (without ``overwrite``).
+        ConfigError: No output directory.
+        OutputError: The output dir is in use, not writable, not empty (without
+            ``overwrite``) or not replaceable, or the disk filled up.
     """
-    import json
+    from labelwise.outputs.safety import hold_output
 
     if not isinstance(config, RunConfig):
         source = source or str(config)
         config = load_config(config)
+    out, _ = _output_dir(config, overwrite, resume, source)
+    with hold_output(out, command="labelwise train"):
+        out, overwrite = _output_dir(config, overwrite, resume, source)  # as it is now
+        return _train_locked(config, out, overwrite=overwrite, resume=resume,
+                             callbacks=callbacks, source=source)
+
+
+def _train_locked(config: RunConfig, out: Path, *, overwrite: bool, resume: bool,
+                  callbacks: Sequence[Any], source: str | None) -> TrainResult:
+    import json
+
+    from labelwise.outputs.model_dir import MANIFEST
+    from labelwise.errors import OutputError
+    from labelwise.outputs.safety import (disk_full_errors, finish_swap, publish_dir,
+                                          work_dir, write_atomic)
+
     plan = preflight(config, source=source)
-    out = _output_dir(config, overwrite)
     plan.log()
-    work = partial_dir(out)
+    work = work_dir(out)
+    final = work / "final"
+    if resume and finish_swap(work, out, manifest=MANIFEST):  # died moving it into place
+        logger.info("finished publishing the model a previous run saved in %s", work)
+        shutil.rmtree(work, ignore_errors=True)
+        metrics, thresholds, stats = _saved_result(out, plan)
+        return TrainResult(out, metrics, thresholds, plan, stats)
+    if resume and final.is_dir() and (work / "plan.json").exists():  # died publishing
+        _resume_point(work, plan, resume)  # the same data and labels, or refused
+        logger.info("publishing the model a previous run saved in %s", final)
+        metrics, thresholds, stats = _saved_result(final, plan)
+        publish_dir(final, out, overwrite=True, manifest=MANIFEST)
+        shutil.rmtree(work, ignore_errors=True)
+        return TrainResult(out, metrics, thresholds, plan, stats)
     resume_from = _resume_point(work, plan, resume)
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "plan.json").write_text(json.dumps({"schema": plan.schema.fingerprint,
-                                                "data": plan.to_dict()["data_fingerprints"]}))
+    try:
+        with disk_full_errors(work):
+            work.mkdir(parents=True, exist_ok=True)
+            write_atomic(work / "plan.json", json.dumps({
+                "schema": plan.schema.fingerprint,
+                "data": plan.to_dict()["data_fingerprints"], "overwrite": overwrite}))
+        result, metrics, thresholds, stats, prepared = _fit_and_measure(
+            plan, work, callbacks=callbacks, resume_from=resume_from)
+        saving = work / "final.saving"
+        with disk_full_errors(saving):
+            shutil.rmtree(saving, ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True)
+            save_model_dir(saving, plan=plan, model=result.model,
+                           tokenizer=prepared.tokenizer, metrics=metrics,
+                           thresholds=thresholds, stats=stats,
+                           log_history=result.log_history)
+            os.rename(saving, final)  # ``final`` exists only when complete
+            publish_dir(final, out, overwrite=overwrite, manifest=MANIFEST)
+    except OutputError as err:
+        if err.code == "LW363":  # disk full: the partial run would keep it full
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+    return TrainResult(out, metrics, thresholds, plan, stats)
+
+
+def _fit_and_measure(plan: Plan, work: Path, *, callbacks: Sequence[Any],
+                     resume_from: str | None) -> tuple[FitResult, dict[str, Any],
+                                                       Thresholds | None, dict[str, Any],
+                                                       Prepared]:
+    config = plan.config
     threads = set_threads(config)
     started = time.perf_counter()
     prepared = prepare(plan)
@@ -430,17 +539,17 @@ def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bo
     with frozen_heap():  # the loaded data and weights: out of every collection's scan
         result = fit(prepared, work=work, callbacks=callbacks, resume_from=resume_from)
         metrics, thresholds = final_metrics(prepared, result.model)
+    # A resumed run counts the steps it ran itself; Trainer's samples per second counts
+    # every step of the run, including those done before the resume.
+    resumed_at = int(resume_from.rsplit("-", 1)[1]) if resume_from else 0
+    ran = max(0, result.steps - resumed_at)
+    share = ran / result.steps if result.steps else 1.0
     stats = {"threads": threads, "prepare_seconds": round(prep_seconds, 3),
              "train_seconds": round(result.train_seconds, 3),
              "step_seconds": round(result.step_seconds, 3), "steps": result.steps,
-             "samples_per_second": round(result.samples_per_second, 3),
+             "steps_this_run": ran, "resumed_from_step": resumed_at,
+             "samples_per_second": round(result.samples_per_second * share, 3),
              "pad_share": result.pad_share, "best_metric": result.best_metric,
              "embedding_rows_trained": result.embedding_rows or "all",
              "total_seconds": round(time.perf_counter() - started, 3)}
-    final = work / "final"
-    save_model_dir(final, plan=plan, model=result.model, tokenizer=prepared.tokenizer,
-                   metrics=metrics, thresholds=thresholds, stats=stats,
-                   log_history=result.log_history)
-    publish(final, out, overwrite=overwrite)
-    shutil.rmtree(work, ignore_errors=True)
-    return TrainResult(out, metrics, thresholds, plan, stats)
+    return result, metrics, thresholds, stats, prepared

@@ -70,6 +70,20 @@ class LabelwiseTrainer(Trainer):
         trim_heap()  # training's freed gradients and activations, before evaluation allocates
         return super().evaluate(*args, **kwargs)
 
+    # -- checkpoints ---------------------------------------------------------------------
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        """Trainer's checkpoint, then the marker that says it was written to the end
+        (``--resume`` uses the last marked one); a full disk is said in words."""
+        from pathlib import Path
+
+        from labelwise.outputs.safety import disk_full_errors, mark_complete
+
+        folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+        with disk_full_errors(folder):
+            super()._save_checkpoint(model, trial)
+            if self.args.should_save:
+                mark_complete(folder, step=self.state.global_step)
+
     # -- optimizer -----------------------------------------------------------------------
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
         """Trainer's optimizer, with the new head's parameters in groups of their own at

@@ -7,14 +7,15 @@ embedded default.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import shutil
 from pathlib import Path
 
 
 from labelwise.plan.config import RunConfig, load_config
 from labelwise.errors import ConfigError
+from labelwise.outputs.safety import clear_dir, hold_output
 from labelwise.plan.preflight import preflight
 from labelwise.tuning._base import SearchBackend, SearchResult, TrialRecord
 
@@ -24,19 +25,28 @@ logger = logging.getLogger("labelwise")
 MARKER = "tune.json"
 
 
-def _output_dir(config: RunConfig, overwrite: bool) -> Path:
+def output_files() -> tuple[str, ...]:
+    """What a search writes into its output dir (what ``--overwrite`` may replace)."""
+    from labelwise.outputs.model_dir import REPORT_NAME
+    from labelwise.tuning._ray import KEY_FILE, SEAL_FILE
+
+    return (MARKER, "study.db*", "trials.csv", "search.json", "best", ".best.*",
+            ".worker.json", "ray", KEY_FILE, SEAL_FILE, REPORT_NAME)
+
+
+def _output_dir(config: RunConfig, overwrite: bool, source: str | None) -> Path:
+    """The output dir, refused before anything is loaded when it cannot take the search
+    (see ``labelwise.outputs.safety``); one with ``tune.json`` is a search to resume."""
+    from labelwise.outputs.safety import check_output_dir, check_replaceable
+
     if not config.output_dir:
         raise ConfigError("no output directory given", fix="set output_dir in the config or "
                           "pass --output-dir", code="LW330")
-    out = Path(config.output_dir)
-    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
-        if not overwrite:
-            raise ConfigError("output directory is not empty and holds no labelwise search",
-                              where=f"file {out}", fix="pass --overwrite to replace it, or "
-                              "choose another --output-dir", code="LW331")
-    if overwrite and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(config.output_dir, inside=True)
+    d = config.data
+    check_replaceable(out, overwrite=overwrite, markers=[MARKER], known=output_files(),
+                      inputs=[p for p in (d.train, d.valid, d.test, config.model.name_or_path,
+                                          source) if p], resumable=True)
     return out
 
 
@@ -67,16 +77,17 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
             Ray started for the search.
         join: Add this process's trials to a study another machine started (Optuna with a
             shared storage); the study's data, labels and space must match.
-        overwrite: Replace an output directory that holds something else.
+        overwrite: Start over: replace the output directory of an earlier search (only
+            labelwise's files; see ``labelwise.outputs.safety``).
         source: Config file name quoted in messages.
 
     Raises:
         PreflightError: Any preflight error; no trial starts.
         SchemaMismatchError: Resuming or joining a search with other data, labels or space.
         MissingDependencyError: The backend's or the storage's extra is not installed.
+        OutputError: The output dir is in use by another search, not writable, or holds
+            files ``overwrite`` must not delete.
     """
-    from labelwise.tuning._space import search_space
-
     if not isinstance(config, RunConfig):
         source = source or str(config)
         config = load_config(config)
@@ -84,8 +95,29 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
     backend_name = backend or (search.backend if search else "optuna")
     storage = storage or (search.storage if search else None)
     _check_combination(backend_name, storage=storage, join=join, workers=workers)
+    out = _output_dir(config, overwrite, source)
+    lock = (contextlib.nullcontext() if join else  # --join processes share a study by design
+            hold_output(out, command="labelwise tune"))
+    with lock:
+        out = _output_dir(config, overwrite, source)  # as it is now that it is ours
+        return _tune_locked(config, out, backend_name=backend_name, storage=storage,
+                            n_trials=n_trials, timeout=timeout, study=study, workers=workers,
+                            ray_address=ray_address, join=join, overwrite=overwrite,
+                            source=source)
+
+
+def _tune_locked(config: RunConfig, out: Path, *, backend_name: str, storage: str | None,
+                 n_trials: int | None, timeout: float | None, study: str | None,
+                 workers: int | None, ray_address: str | None, join: bool,
+                 overwrite: bool, source: str | None) -> SearchResult:
+    from labelwise.outputs.safety import write_atomic
+    from labelwise.tuning._space import search_space
+
+    search = config.search
     plan = preflight(config, source=source, search=True)
-    out = _output_dir(config, overwrite)
+    if overwrite:
+        clear_dir(out)  # its contents, not the folder: it may be a mount point
+    out.mkdir(parents=True, exist_ok=True)
     space, origin = search_space(config)
     plan.log()
     logger.info("space=%s (%s)", ", ".join(space), "config" if origin == "config" else
@@ -96,7 +128,7 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
     n_workers = workers or (search.workers if search else 1)
     from labelwise.tuning._storage import display_url
 
-    (out / MARKER).write_text(json.dumps({"backend": backend_name, "storage": display_url(
+    write_atomic(out / MARKER, json.dumps({"backend": backend_name, "storage": display_url(
         storage) if storage else None, "study": name, "join": join}) + "\n")
     runner: SearchBackend
     if backend_name == "ray":

@@ -41,6 +41,7 @@ __all__ = ["RayBackend", "absolute_config"]
 
 logger = logging.getLogger("labelwise")
 KEY_FILE = "search_key.json"
+SEAL_FILE = "ray_state.json"  # the sha256 of the tuner.pkl this search's Tuner wrote
 FAIL_FILE = "fail_reason.txt"
 ENV_PASSED = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "LABELWISE_CACHE")
 _RUNNERS: dict[str, Any] = {}  # one TrialRunner per search in a reused Ray actor
@@ -219,6 +220,41 @@ def _log_callback(metric: str) -> Any:
     return Log()
 
 
+def _tuner_digest(experiment: Path) -> str:
+    return hashlib.sha256((experiment / "tuner.pkl").read_bytes()).hexdigest()
+
+
+def seal(output_dir: Path, experiment: Path) -> None:
+    """Record the sha256 of the ``tuner.pkl`` that this search's ``Tuner`` just wrote."""
+    from labelwise.outputs.safety import write_atomic
+
+    write_atomic(output_dir / SEAL_FILE, json.dumps(
+        {"experiment": str(experiment), "tuner_sha256": _tuner_digest(experiment)}) + "\n")
+
+
+def check_sealed(output_dir: Path, experiment: Path) -> None:
+    """Refuse to restore (unpickle) a ``tuner.pkl`` that labelwise did not write: restoring
+    runs code from it, so only the one whose sha256 labelwise recorded is restored.
+
+    Raises:
+        OutputError: No record, or a ``tuner.pkl`` other than the recorded one (``LW365``).
+    """
+    from labelwise.errors import OutputError
+
+    path = output_dir / SEAL_FILE
+    try:
+        saved = json.loads(path.read_text()).get("tuner_sha256")
+    except (OSError, ValueError, AttributeError):
+        saved = None
+    if saved is None or saved != _tuner_digest(experiment):
+        why = "no record of it" if saved is None else "it is not the one labelwise wrote"
+        raise OutputError(f"refusing to restore the Ray search state {experiment / 'tuner.pkl'}"
+                          f": {why} in {path}, and restoring a pickle runs its code",
+                          where=f"file {output_dir}", fix="start the search in a new "
+                          "--output-dir, or delete the ray/ folder to start over here",
+                          code="LW365")
+
+
 class RayBackend(SearchBackend):
     """Ray Tune: a local Ray, or the cluster at ``address``."""
 
@@ -243,6 +279,8 @@ class RayBackend(SearchBackend):
         experiment = output_dir.resolve() / "ray" / name
         key = study_key(plan, space)
         self._check_key(output_dir, key, name)
+        if (experiment / "tuner.pkl").exists():
+            check_sealed(output_dir, experiment)  # before Ray starts: unpickle only ours
         config = absolute_config(plan.config)
         spec = {"config": config.model_dump(mode="json"), "source": self.source, "key": key,
                 "output_dir": str(output_dir.resolve()), "name": name,
@@ -299,6 +337,7 @@ class RayBackend(SearchBackend):
                     failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                     callbacks=[_log_callback(metric)]))
+            seal(output_dir, experiment)
         grid = tuner.fit()
         records = _records(grid, space, metric)
         write_trials_csv(records, output_dir / "trials.csv", space)
