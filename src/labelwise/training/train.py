@@ -45,6 +45,7 @@ class TrainResult:
     thresholds: Thresholds | None
     plan: Plan
     stats: dict[str, Any] = field(default_factory=dict)
+    main_process: bool = True  # False in the other processes of a torchrun run
 
 
 @dataclass
@@ -85,7 +86,10 @@ def set_threads(config: RunConfig) -> int:
     """``torch.set_num_threads`` from ``train.threads`` or the cores this process may use."""
     import torch
 
-    n = config.train.threads or len(os.sched_getaffinity(0))
+    from labelwise.training.device import launcher_env
+
+    # torchrun processes on one node share its cores
+    n = config.train.threads or len(os.sched_getaffinity(0)) // launcher_env()[3]
     torch.set_num_threads(max(1, n))
     return n
 
@@ -161,19 +165,24 @@ def build_model(plan: Plan, *, base_state: dict[str, Any] | None = None,
 
 def _training_args(cfg: RunConfig, plan: Plan, work: Path, n_train: int, *,
                    save: bool) -> Any:
-    from transformers import TrainingArguments
-
+    from labelwise.training.device import compute_for, training_arguments
     from labelwise.training.trainer import steps_per_epoch
 
     t = cfg.train
-    per_epoch = steps_per_epoch(n_train, t.batch_size, t.gradient_accumulation_steps)
+    compute = compute_for(plan, cfg)
+    # under torchrun each optimizer step takes one batch from each of world_size processes
+    per_epoch = steps_per_epoch(n_train, t.batch_size * compute.world_size,
+                                t.gradient_accumulation_steps)
     # Rounded up, so that the last evaluation falls on the last step: rounded down, Trainer
     # evaluates a few steps after the last scheduled evaluation again (at the end of
     # training), which on sst2 at batch 16 (625 steps an epoch, 2 evaluations) cost a fifth
     # evaluation of the validation split for 2 steps of training.
     eval_steps = max(1, math.ceil(per_epoch / t.evals_per_epoch))
     metric, direction = plan.objective
-    return TrainingArguments(
+    return training_arguments(
+        compute,
+        activation_checkpointing=t.gradient_checkpointing,  # Transformers 5: gradient_checkpointing
+        torch_compile=t.torch_compile,
         output_dir=str(work / "checkpoints"),
         num_train_epochs=t.epochs,
         max_steps=t.max_steps or -1,
@@ -197,7 +206,6 @@ def _training_args(cfg: RunConfig, plan: Plan, work: Path, n_train: int, *,
         logging_steps=max(1, min(50, eval_steps // 2)),
         report_to=[],
         disable_tqdm=True,
-        use_cpu=True,
         dataloader_num_workers=0,
         remove_unused_columns=False,
         label_names=["labels"],
@@ -357,6 +365,19 @@ def final_metrics(prepared: Prepared, model: Any, *, plan: Plan | None = None,
     return out, thresholds
 
 
+def _compute_stats(plan: Plan) -> dict[str, Any]:
+    """Device, precision and processes of the run, and the GPU memory it peaked at."""
+    from labelwise.training.device import compute_for, peak_gpu_memory
+
+    compute = compute_for(plan)
+    out: dict[str, Any] = {"device": compute.device, "precision": compute.precision,
+                           "processes": compute.world_size}
+    peak = peak_gpu_memory()
+    if peak is not None:
+        out["peak_gpu_memory_mb"] = round(peak / 2**20, 1)
+    return out
+
+
 def _output_dir(cfg: RunConfig, overwrite: bool) -> Path:
     if not cfg.output_dir:
         raise ConfigError("no output directory given", fix="set output_dir in the config or "
@@ -412,23 +433,32 @@ def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bo
     """
     import json
 
+    from labelwise.training.device import Processes, device_facts
+
     if not isinstance(config, RunConfig):
         source = source or str(config)
         config = load_config(config)
-    plan = preflight(config, source=source)
-    out = _output_dir(config, overwrite)
-    plan.log()
+    # one process, or one of torchrun's: process 0 checks, writes and logs (group.once)
+    group = Processes.start(cpu=config.train.device == "cpu")
+    facts = device_facts()
+    plan = group.once(lambda: preflight(config, source=source, facts=facts))
+    out = group.once(lambda: _output_dir(config, overwrite))
+    if group.main:
+        plan.log()
     work = partial_dir(out)
-    resume_from = _resume_point(work, plan, resume)
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "plan.json").write_text(json.dumps({"schema": plan.schema.fingerprint,
-                                                "data": plan.to_dict()["data_fingerprints"]}))
+    resume_from = group.once(lambda: _resume_point(work, plan, resume))
+    if group.main:
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "plan.json").write_text(json.dumps({
+            "schema": plan.schema.fingerprint, "data": plan.to_dict()["data_fingerprints"]}))
     threads = set_threads(config)
     started = time.perf_counter()
-    prepared = prepare(plan)
+    prepared = group.first(lambda: prepare(plan))  # process 0 fills the token cache
     prep_seconds = time.perf_counter() - started
     with frozen_heap():  # the loaded data and weights: out of every collection's scan
         result = fit(prepared, work=work, callbacks=callbacks, resume_from=resume_from)
+        if not group.main:  # process 0 evaluates and saves the model all of them trained
+            return TrainResult(out, {}, None, plan, {"rank": group.rank}, main_process=False)
         metrics, thresholds = final_metrics(prepared, result.model)
     stats = {"threads": threads, "prepare_seconds": round(prep_seconds, 3),
              "train_seconds": round(result.train_seconds, 3),
@@ -436,6 +466,7 @@ def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bo
              "samples_per_second": round(result.samples_per_second, 3),
              "pad_share": result.pad_share, "best_metric": result.best_metric,
              "embedding_rows_trained": result.embedding_rows or "all",
+             **_compute_stats(plan),
              "total_seconds": round(time.perf_counter() - started, 3)}
     final = work / "final"
     save_model_dir(final, plan=plan, model=result.model, tokenizer=prepared.tokenizer,

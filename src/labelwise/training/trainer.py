@@ -48,7 +48,8 @@ class LabelwiseTrainer(Trainer):
     def get_train_dataloader(self) -> DataLoader:
         dataset: EncodedDataset = self.train_dataset  # type: ignore[assignment]
         sampler = LengthBucketBatchSampler(dataset.lengths, self._train_batch_size,
-                                           seed=self.args.seed, bucket=self.bucket)
+                                           seed=self.args.seed, bucket=self.bucket,
+                                           shared=self.args.world_size > 1)
         loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=self.data_collator,
                             num_workers=0)
         return self.accelerator.prepare(loader)

@@ -84,7 +84,9 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
     backend_name = backend or (search.backend if search else "optuna")
     storage = storage or (search.storage if search else None)
     _check_combination(backend_name, storage=storage, join=join, workers=workers)
-    plan = preflight(config, source=source, search=True)
+    from labelwise.training.device import device_facts
+
+    plan = preflight(config, source=source, search=True, facts=device_facts())
     out = _output_dir(config, overwrite)
     space, origin = search_space(config)
     plan.log()
