@@ -441,3 +441,34 @@ def test_release_without_cuda_touches_no_cuda(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "empty_cache", refuse)
     release_device_memory()  # is_available() is False here: nothing to release
+
+
+@pytest.mark.parametrize("gpus,device", [(0.0, "cpu"), (1.0, "cuda:0"), (0.5, "cuda:0")])
+def test_ray_gpus_per_trial_reach_the_trainer(tmp_path, tiny_model, monkeypatch, gpus,
+                                              device):
+    """What Ray reserves is what the trial's plan trains on (the node has a GPU here)."""
+    pytest.importorskip("ray")
+    from tuning_data import make
+
+    import labelwise.tuning._runner as runner_mod
+    from labelwise.tuning import _ray
+    from labelwise.tuning._runner import study_key
+    from labelwise.tuning._space import search_space
+
+    _gpus(monkeypatch, 1, bf16=True)
+    built = {}
+
+    class Runner:
+        def __init__(self, plan, space, threads=None):
+            built["compute"] = plan.compute
+
+    monkeypatch.setattr(runner_mod, "TrialRunner", Runner)
+    monkeypatch.setattr(_ray, "_RUNNERS", {})
+    config = make(tmp_path, tiny_model)
+    plan = preflight(config, search=True, facts=A100)
+    space, _ = search_space(config)
+    spec = {"config": config.model_dump(mode="json"), "key": study_key(plan, space),
+            "cpus": 1, "gpus": gpus}
+    _ray._runner_for(spec)
+    assert built["compute"].device == device
+    assert built["compute"].precision == ("fp32" if device == "cpu" else "bf16")
