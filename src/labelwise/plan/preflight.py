@@ -313,9 +313,10 @@ def _compute_decisions(config: RunConfig, compute: Compute | None,
                        facts: DeviceFacts | None) -> list[Decision]:
     """Device, precision and, under torchrun, the processes and the batch they share."""
     t = config.train
-    if compute is None:
+    if compute is None:  # labelwise check: the machine is not asked
         return [Decision("device", t.device, "resolved when training starts (auto: CUDA, "
-                         "else MPS, else the CPU)")]
+                         "else MPS, else the CPU)" if t.device == "auto" else
+                         f"config (train.device: {t.device}), checked when training starts")]
     out = [Decision("device", compute.device, compute.device_reason),
            Decision("precision", compute.precision, compute.precision_reason)]
     if facts is not None and facts.distributed:
@@ -323,7 +324,8 @@ def _compute_decisions(config: RunConfig, compute: Compute | None,
         out.append(Decision("processes", n, f"torchrun / accelerate launch (WORLD_SIZE={n}): "
                             "data-parallel, process 0 writes the output dir, logs and "
                             "report"))
-        out.append(Decision("effective_batch", t.batch_size * n * t.gradient_accumulation_steps,
+        steps = t.gradient_accumulation_steps
+        out.append(Decision("effective_batch", t.batch_size * n * steps,
                             f"train.batch_size {t.batch_size} in each of {n} processes x "
                             f"{t.gradient_accumulation_steps} accumulation step(s)"))
         if t.length_bucketing:

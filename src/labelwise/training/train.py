@@ -89,8 +89,8 @@ def set_threads(config: RunConfig) -> int:
     from labelwise.training.device import launcher_env
 
     # torchrun processes on one node share its cores
-    n = config.train.threads or len(os.sched_getaffinity(0)) // launcher_env()[3]
-    torch.set_num_threads(max(1, n))
+    n = max(1, config.train.threads or len(os.sched_getaffinity(0)) // launcher_env()[3])
+    torch.set_num_threads(n)
     return n
 
 
@@ -181,7 +181,7 @@ def _training_args(cfg: RunConfig, plan: Plan, work: Path, n_train: int, *,
     metric, direction = plan.objective
     return training_arguments(
         compute,
-        activation_checkpointing=t.gradient_checkpointing,  # Transformers 5: gradient_checkpointing
+        activation_checkpointing=t.gradient_checkpointing,  # gradient_checkpointing before 5
         torch_compile=t.torch_compile,
         output_dir=str(work / "checkpoints"),
         num_train_epochs=t.epochs,
@@ -419,6 +419,11 @@ def _resume_point(work: Path, plan: Plan, resume: bool) -> str | None:
 def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bool = False,
           callbacks: Sequence[Any] = (), source: str | None = None) -> TrainResult:
     """Fine-tune one classifier: preflight, tokenize, train, evaluate, save.
+
+    Started by ``torchrun`` (or ``accelerate launch``), each process trains its share of
+    the batches (data-parallel); process 0 runs preflight and hands the plan to the
+    others, writes the output dir and returns the result; the others return a
+    ``TrainResult`` with ``main_process=False`` and no metrics.
 
     Args:
         config: A :class:`RunConfig`, or the path of a YAML/TOML run config.
