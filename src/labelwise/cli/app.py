@@ -31,10 +31,14 @@ TaskOpt = Annotated[str, typer.Option("--task", help="auto | binary | multiclass
 FormatOpt = Annotated[str, typer.Option("--format", help="text | json")]
 
 
-def _console(stderr: bool = False) -> Any:
+def _console(stderr: bool = False, *, loud: bool = False) -> Any:
+    import os
+
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    # under torchrun only process 0 speaks: the others train the same run in silence
+    quiet = not loud and os.environ.get("RANK", "0") not in ("", "0")
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, quiet=quiet)
 
 
 def _split_list(values: list[str] | None) -> list[str] | None:
@@ -106,7 +110,7 @@ def run_safely(func: Any, *args: Any, **kwargs: Any) -> Any:
             raise
         from rich.markup import escape
 
-        _console(stderr=True).print(
+        _console(stderr=True, loud=True).print(
             f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
             "(run with --debug for the traceback, and please report it)")
         raise typer.Exit(1) from None
@@ -407,6 +411,8 @@ def train(
         result = run_preflighted(console, lambda: run_train(
             cfg, overwrite=overwrite, resume=resume, source=config,
             callbacks=[RichProgress(console)]))
+        if not result.main_process:  # another torchrun process: process 0 reports
+            return
         print_metrics(result.metrics, console)
         if result.thresholds is not None:
             from labelwise.cli.render import thresholds_line
@@ -581,6 +587,8 @@ def predict(
         "--threshold", help="Override thresholds: one value for all labels, or one per "
         "label (repeat).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+    device: Annotated[str, typer.Option(
+        "--device", help="auto (CUDA, else MPS, else CPU), cpu, mps, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Predict labels for a file of texts; writes the input rows plus label and scores."""
 
@@ -601,7 +609,7 @@ def predict(
         thr = None if not threshold else threshold[0] if len(threshold) == 1 else threshold
         preds = run_predict(model_dir, frame[column].astype(str).tolist(),
                             text_pairs=frame[pair].astype(str).tolist() if pair else None,
-                            thresholds=thr, batch_size=batch_size)
+                            thresholds=thr, batch_size=batch_size, device=device)
         out = frame.reset_index(drop=True).join(preds.to_frame().add_prefix("pred_")
                                                 if "label" in frame.columns else
                                                 preds.to_frame())

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import difflib
 import errno
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+                      ValidationError, field_validator, model_validator)
 
 from labelwise.errors import ConfigError
 from labelwise.findings import Finding, Where
@@ -80,6 +81,12 @@ class ModelConfig(_Section):
     head_bias: Literal["auto", "prior", "model"] = "auto"
 
 
+def _check_device(value: str) -> str:
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]+)?", value):
+        raise ValueError("must be auto, cpu, mps, cuda or cuda:<index> (like cuda:1)")
+    return value
+
+
 class TrainConfig(_Section):
     """Optimisation settings of one training run."""
 
@@ -112,6 +119,12 @@ class TrainConfig(_Section):
     # what binary / multilabel thresholds maximise on validation; auto: the objective's
     # kind (accuracy for an accuracy objective, F1 otherwise)
     threshold_metric: Literal["auto", "f1", "accuracy"] = "auto"
+    # auto: CUDA if available, else Apple MPS, else the CPU; cuda:N pins one GPU
+    device: Annotated[str, AfterValidator(_check_device)] = "auto"
+    # auto: bf16 on a GPU that has it, else fp16 with loss scaling on CUDA; fp32 on a CPU
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    gradient_checkpointing: bool = False
+    torch_compile: bool = False
 
 
 class FloatDistribution(_Section):
@@ -191,6 +204,8 @@ class SearchConfig(_Section):
     storage: str | None = None
     study_name: str | None = None
     workers: Int = Field(1, ge=1, le=64)
+    # --workers processes that may share one GPU (each worker sees one GPU)
+    trials_per_gpu: Int = Field(1, ge=1, le=64)
     refit: bool = False
     ray: RayConfig = Field(default_factory=RayConfig)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from labelwise.data.auditing import audit
 from labelwise.plan.config import RunConfig
+from labelwise.plan.device import Compute, DeviceFacts, compute_findings
 from labelwise.plan.contract import METRICS, ContractOptions, HeadContract, derive_contract
 from labelwise.data.loading import LoadedData, load_splits
 from labelwise.errors import LabelwiseError, PreflightError
@@ -63,6 +64,8 @@ class Plan:
     decisions: tuple[Decision, ...]
     findings: Findings = field(default_factory=Findings)
     source: str | None = None
+    # the device and precision (None: resolved when training starts, see plan.device)
+    compute: Compute | None = None
 
     @property
     def threshold_metric(self) -> str:
@@ -97,6 +100,7 @@ class Plan:
             "decisions": [{"key": d.key, "value": d.value, "reason": d.reason}
                           for d in self.decisions],
             "carve": self.data.carve.to_dict() if self.data.carve else None,
+            "compute": self.compute.to_dict() if self.compute else None,
             "sources": dict(self.data.sources),
             "data_fingerprints": {s: self.data.fingerprint(s) for s in self.data.splits},
             "config": self.config.model_dump(mode="json"),
@@ -147,9 +151,12 @@ def _as_finding(err: LabelwiseError, source: str | None, prefix: str = "") -> Fi
     return Finding(finding.code, "error", prefix + finding.message, where, finding.fix)
 
 
-def preflight(config: RunConfig, *, source: str | None = None, search: bool = False) -> Plan:
+def preflight(config: RunConfig, *, source: str | None = None, search: bool = False,
+              facts: DeviceFacts | None = None) -> Plan:
     """Check everything a run (``search=False``) or a search needs. Loads no weights and
-    writes nothing.
+    writes nothing. ``facts``: what this process may train on
+    (:func:`labelwise.training.device.device_facts`); without them the device is resolved
+    when training starts.
 
     Returns:
         The resolved :class:`Plan`, with warnings and info in ``plan.findings``.
@@ -194,6 +201,9 @@ def preflight(config: RunConfig, *, source: str | None = None, search: bool = Fa
                                     reinit_head=config.model.reinit_head, source=source))
         truncation = measure_truncation(model, data, max_length=config.model.max_length)
         found.extend(truncation_findings(truncation, source=source))
+    compute, refused = compute_findings(config.train.device, config.train.precision, facts,
+                                        source)
+    found.extend(refused)
     findings = Findings(found)
     if findings.errors or contract is None or model is None:
         raise PreflightError(findings)
@@ -201,8 +211,9 @@ def preflight(config: RunConfig, *, source: str | None = None, search: bool = Fa
     if truncation is not None:
         decisions.append(Decision("max_length", config.model.max_length,
                                   f"rows truncated: {truncation.summary()}"))
+    decisions += _compute_decisions(config, compute, facts)
     return Plan(config, data, schema, contract, model, objective, tuple(decisions), findings,
-                source)
+                source, compute)
 
 
 def _model_only(config: RunConfig, source: str | None) -> list[Finding]:
@@ -302,6 +313,32 @@ def _decisions(config: RunConfig, data: LoadedData, contract: HeadContract, mode
     if data.carve is not None:
         out.append(Decision("valid", f"{data.carve.n_valid} rows carved from train",
                             f"{data.carve.method}, seed {data.carve.seed}"))
+    return out
+
+
+def _compute_decisions(config: RunConfig, compute: Compute | None,
+                       facts: DeviceFacts | None) -> list[Decision]:
+    """Device, precision and, under torchrun, the processes and the batch they share."""
+    t = config.train
+    if compute is None:  # labelwise check: the machine is not asked
+        return [Decision("device", t.device, "resolved when training starts (auto: CUDA, "
+                         "else MPS, else the CPU)" if t.device == "auto" else
+                         f"config (train.device: {t.device}), checked when training starts")]
+    out = [Decision("device", compute.device, compute.device_reason),
+           Decision("precision", compute.precision, compute.precision_reason)]
+    if facts is not None and facts.distributed:
+        n = facts.world_size
+        out.append(Decision("processes", n, f"torchrun / accelerate launch (WORLD_SIZE={n}): "
+                            "data-parallel, process 0 writes the output dir, logs and "
+                            "report"))
+        steps = t.gradient_accumulation_steps
+        out.append(Decision("effective_batch", t.batch_size * n * steps,
+                            f"train.batch_size {t.batch_size} in each of {n} processes x "
+                            f"{t.gradient_accumulation_steps} accumulation step(s)"))
+        if t.length_bucketing:
+            out.append(Decision("length_bucketing", f"on, batches dealt to {n} processes",
+                                "every process draws the same seeded length-bucketed "
+                                f"batches and trains one in {n}"))
     return out
 
 

@@ -48,12 +48,19 @@ class EncodedDataset(Dataset):
 
 
 class LengthBucketBatchSampler(Sampler[list[int]]):
-    """Seeded, length-bucketed training batches (see the module docstring)."""
+    """Seeded, length-bucketed training batches (see the module docstring).
+
+    Under data-parallel training every process draws the same batches (same seed, same
+    epoch) and accelerate's ``BatchSamplerShard`` deals them out: process ``r`` of ``n``
+    trains batches ``r, r + n, ...``. ``shared=True`` tells it that batches differ in size
+    (``batch_size`` is ``None``): it then deals every batch, the short last one of each
+    chunk included, instead of skipping the rounds whose last batch is short."""
 
     def __init__(self, lengths: np.ndarray, batch_size: int, *, seed: int,
-                 chunk_batches: int = 64, bucket: bool = True) -> None:
+                 chunk_batches: int = 64, bucket: bool = True, shared: bool = False) -> None:
         self.lengths = np.asarray(lengths)
-        self.batch_size = batch_size
+        self.rows_per_batch = batch_size
+        self.batch_size: int | None = None if shared else batch_size
         self.seed = seed
         self.chunk = chunk_batches * batch_size
         self.bucket = bucket
@@ -70,8 +77,8 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
             part = order[start:start + self.chunk]
             if self.bucket:
                 part = part[np.argsort(-self.lengths[part], kind="stable")]
-            out.extend(part[i:i + self.batch_size].tolist()
-                       for i in range(0, len(part), self.batch_size))
+            out.extend(part[i:i + self.rows_per_batch].tolist()
+                       for i in range(0, len(part), self.rows_per_batch))
         if self.bucket:
             out = [out[i] for i in rng.permutation(len(out))]
         return out
@@ -81,8 +88,8 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         n, full = len(self.lengths), self.chunk
-        return (n // full) * math.ceil(full / self.batch_size) + math.ceil(
-            (n % full) / self.batch_size)
+        return (n // full) * math.ceil(full / self.rows_per_batch) + math.ceil(
+            (n % full) / self.rows_per_batch)
 
 
 class SortedBatchSampler(Sampler[list[int]]):

@@ -73,8 +73,11 @@ class RowCut:
         model = model if model is not None else self.model
         cut = model.get_input_embeddings()
         if isinstance(cut, UsedRowsEmbedding):
+            # training moved the cut rows (to a GPU, maybe), not the full matrix kept aside
+            self.full.to(device=cut.weight.device)
             with torch.no_grad():
-                self.full.weight[self.keep] = cut.weight.detach()
+                self.full.weight[self.keep.to(cut.weight.device)] = cut.weight.detach().to(
+                    self.full.weight.dtype)
             model.set_input_embeddings(self.full)
         return model
 

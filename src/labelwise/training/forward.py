@@ -19,19 +19,23 @@ __all__ = ["predict_logits"]
 
 @torch.inference_mode()
 def predict_logits(model: torch.nn.Module, encoded: Encoded, *, pad_id: int,
-                   batch_size: int = 64) -> np.ndarray:
-    """Logits ``[n, num_labels]`` for every row of ``encoded``, in input order."""
+                   batch_size: int = 64, device: str | None = None) -> np.ndarray:
+    """Logits ``[n, num_labels]`` for every row of ``encoded``, in input order, in fp32, on
+    ``device`` (the model is moved there) or where the model is (after training: the
+    device it trained on)."""
     dataset = EncodedDataset(encoded, None)
     loader = DataLoader(dataset, batch_sampler=SortedBatchSampler(dataset.lengths, batch_size),
                         collate_fn=Collator(pad_id), num_workers=0)
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    if device is not None:
+        model.to(device)
+    target = next(model.parameters()).device
     out: np.ndarray | None = None
     try:
         for batch in loader:
             rows = batch.pop("row_ids").numpy()
-            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+            logits = model(**{k: v.to(target) for k, v in batch.items()}).logits
             logits = logits.float().cpu().numpy()
             if out is None:
                 out = np.zeros((len(dataset), logits.shape[1]), dtype=np.float32)

@@ -144,7 +144,7 @@ def _threshold_values(loaded: LoadedModel, override: Any) -> tuple[float, ...] |
 def predict(model_dir: str | Path, texts: Sequence[str], *,
             text_pairs: Sequence[str] | None = None,
             thresholds: float | Sequence[float] | Mapping[str, float] | None = None,
-            batch_size: int = 64) -> Predictions:
+            batch_size: int = 64, device: str = "auto") -> Predictions:
     """Predict labels for ``texts`` with a saved model dir.
 
     Args:
@@ -154,15 +154,22 @@ def predict(model_dir: str | Path, texts: Sequence[str], *,
         thresholds: Override the saved thresholds: one float for every label, a list in
             label order, or ``{label: threshold}``.
         batch_size: Rows per forward pass.
+        device: ``auto`` (CUDA if available, else Apple MPS, else the CPU), ``cpu``,
+            ``mps``, ``cuda`` or ``cuda:N``, as ``train.device``.
+
+    Raises:
+        ConfigError: ``device`` is not one of those, or not on this machine.
 
     Example:
         >>> preds = predict("runs/sst2", ["a charming film"])  # doctest: +SKIP
         >>> preds.labels, preds.scores.shape
         ([1], (1, 2))
     """
+    from labelwise.training.device import resolve_device
     from labelwise.training.forward import predict_logits
     from labelwise.training.tokens import encode_texts
 
+    target = resolve_device(device)
     loaded = load_model(model_dir)
     schema, contract = loaded.schema, loaded.contract
     values = _threshold_values(loaded, thresholds)
@@ -171,7 +178,8 @@ def predict(model_dir: str | Path, texts: Sequence[str], *,
     encoded = encode_texts(loaded.tokenizer, texts, pairs,
                            max_length=int(loaded.manifest["max_length"]), use_cache=False)
     pad = loaded.tokenizer.pad_token_id or 0
-    logits = predict_logits(loaded.model, encoded, pad_id=pad, batch_size=batch_size)
+    logits = predict_logits(loaded.model, encoded, pad_id=pad, batch_size=batch_size,
+                            device=target)
     return _decide(schema, HeadContract.from_dict(contract), logits, values)
 
 

@@ -46,6 +46,7 @@ class TrainResult:
     thresholds: Thresholds | None
     plan: Plan
     stats: dict[str, Any] = field(default_factory=dict)
+    main_process: bool = True  # False in the other processes of a torchrun run
 
 
 @dataclass
@@ -86,8 +87,11 @@ def set_threads(config: RunConfig) -> int:
     """``torch.set_num_threads`` from ``train.threads`` or the cores this process may use."""
     import torch
 
-    n = config.train.threads or len(os.sched_getaffinity(0))
-    torch.set_num_threads(max(1, n))
+    from labelwise.training.device import launcher_env
+
+    # torchrun processes on one node share its cores
+    n = max(1, config.train.threads or len(os.sched_getaffinity(0)) // launcher_env()[3])
+    torch.set_num_threads(n)
     return n
 
 
@@ -162,19 +166,24 @@ def build_model(plan: Plan, *, base_state: dict[str, Any] | None = None,
 
 def _training_args(cfg: RunConfig, plan: Plan, work: Path, n_train: int, *,
                    save: bool) -> Any:
-    from transformers import TrainingArguments
-
+    from labelwise.training.device import compute_for, training_arguments
     from labelwise.training.trainer import steps_per_epoch
 
     t = cfg.train
-    per_epoch = steps_per_epoch(n_train, t.batch_size, t.gradient_accumulation_steps)
+    compute = compute_for(plan, cfg)
+    # under torchrun each optimizer step takes one batch from each of world_size processes
+    per_epoch = steps_per_epoch(n_train, t.batch_size * compute.world_size,
+                                t.gradient_accumulation_steps)
     # Rounded up, so that the last evaluation falls on the last step: rounded down, Trainer
     # evaluates a few steps after the last scheduled evaluation again (at the end of
     # training), which on sst2 at batch 16 (625 steps an epoch, 2 evaluations) cost a fifth
     # evaluation of the validation split for 2 steps of training.
     eval_steps = max(1, math.ceil(per_epoch / t.evals_per_epoch))
     metric, direction = plan.objective
-    return TrainingArguments(
+    return training_arguments(
+        compute,
+        activation_checkpointing=t.gradient_checkpointing,  # gradient_checkpointing before 5
+        torch_compile=t.torch_compile,
         output_dir=str(work / "checkpoints"),
         num_train_epochs=t.epochs,
         max_steps=t.max_steps or -1,
@@ -198,7 +207,6 @@ def _training_args(cfg: RunConfig, plan: Plan, work: Path, n_train: int, *,
         logging_steps=max(1, min(50, eval_steps // 2)),
         report_to=[],
         disable_tqdm=True,
-        use_cpu=True,
         dataloader_num_workers=0,
         remove_unused_columns=False,
         label_names=["labels"],
@@ -358,6 +366,19 @@ def final_metrics(prepared: Prepared, model: Any, *, plan: Plan | None = None,
     return out, thresholds
 
 
+def _compute_stats(plan: Plan) -> dict[str, Any]:
+    """Device, precision and processes of the run, and the GPU memory it peaked at."""
+    from labelwise.training.device import compute_for, peak_gpu_memory
+
+    compute = compute_for(plan)
+    out: dict[str, Any] = {"device": compute.device, "precision": compute.precision,
+                           "processes": compute.world_size}
+    peak = peak_gpu_memory()
+    if peak is not None:
+        out["peak_gpu_memory_mb"] = round(peak / 2**20, 1)
+    return out
+
+
 def _output_dir(cfg: RunConfig, overwrite: bool, resume: bool,
                 source: str | None) -> tuple[Path, bool]:
     """The output dir, refused before anything is loaded when it cannot take this run, and
@@ -450,6 +471,11 @@ def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bo
     ``labelwise.outputs.safety``); the run is built in a partial dir and published at the
     end, so ``output_dir`` holds the old model or the new one, never part of one.
 
+    Started by ``torchrun`` (or ``accelerate launch``), each process trains its share of
+    the batches (data-parallel); process 0 runs preflight and hands the plan to the
+    others, writes the output dir and returns the result; the others return a
+    ``TrainResult`` with ``main_process=False`` and no metrics.
+
     Args:
         config: A :class:`RunConfig`, or the path of a YAML/TOML run config.
         overwrite: Replace an output directory that holds a labelwise model.
@@ -464,51 +490,51 @@ def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bo
             ``overwrite``) or not replaceable, or the disk filled up.
     """
     from labelwise.outputs.safety import hold_output
+    from labelwise.training.device import Processes
 
     if not isinstance(config, RunConfig):
         source = source or str(config)
         config = load_config(config)
-    out, _ = _output_dir(config, overwrite, resume, source)
-    with hold_output(out, command="labelwise train"):
-        out, overwrite = _output_dir(config, overwrite, resume, source)  # as it is now
-        return _train_locked(config, out, overwrite=overwrite, resume=resume,
+    # one process, or one of torchrun's: process 0 checks, locks, writes and logs
+    # (group.once runs a call on process 0 and hands its result, or its error, to all)
+    group = Processes.start(cpu=config.train.device == "cpu")
+    out = group.once(lambda: _output_dir(config, overwrite, resume, source)[0])
+    with contextlib.ExitStack() as stack:
+
+        def lock() -> None:  # process 0 holds the output dir's lock for the whole run
+            stack.enter_context(hold_output(out, command="labelwise train"))
+
+        group.once(lock)
+        out, overwrite = group.once(lambda: _output_dir(config, overwrite, resume, source))
+        return _train_locked(config, out, group, overwrite=overwrite, resume=resume,
                              callbacks=callbacks, source=source)
 
 
-def _train_locked(config: RunConfig, out: Path, *, overwrite: bool, resume: bool,
+def _train_locked(config: RunConfig, out: Path, group: Any, *, overwrite: bool, resume: bool,
                   callbacks: Sequence[Any], source: str | None) -> TrainResult:
-    import json
-
-    from labelwise.outputs.model_dir import MANIFEST
     from labelwise.errors import OutputError
-    from labelwise.outputs.safety import (disk_full_errors, finish_swap, publish_dir,
-                                          work_dir, write_atomic)
+    from labelwise.outputs.model_dir import MANIFEST
+    from labelwise.outputs.safety import disk_full_errors, publish_dir, work_dir
+    from labelwise.training.device import device_facts
 
-    plan = preflight(config, source=source)
-    plan.log()
+    facts = device_facts()
+    plan = group.once(lambda: preflight(config, source=source, facts=facts))
+    if group.main:
+        plan.log()
     work = work_dir(out)
     final = work / "final"
-    if resume and finish_swap(work, out, manifest=MANIFEST):  # died moving it into place
-        logger.info("finished publishing the model a previous run saved in %s", work)
-        shutil.rmtree(work, ignore_errors=True)
-        metrics, thresholds, stats = _saved_result(out, plan)
-        return TrainResult(out, metrics, thresholds, plan, stats)
-    if resume and final.is_dir() and (work / "plan.json").exists():  # died publishing
-        _resume_point(work, plan, resume)  # the same data and labels, or refused
-        logger.info("publishing the model a previous run saved in %s", final)
-        metrics, thresholds, stats = _saved_result(final, plan)
-        publish_dir(final, out, overwrite=True, manifest=MANIFEST)
-        shutil.rmtree(work, ignore_errors=True)
-        return TrainResult(out, metrics, thresholds, plan, stats)
-    resume_from = _resume_point(work, plan, resume)
+    done = group.once(lambda: _finish_interrupted(work, out, plan, resume))
+    if done is not None or not _started(group, work, plan, overwrite):
+        return (TrainResult(out, done[0], done[1], plan, done[2])
+                if group.main and done is not None else
+                TrainResult(out, {}, None, plan, {"rank": group.rank}, main_process=False))
+    resume_from = group.once(lambda: _resume_point(work, plan, resume))
     try:
-        with disk_full_errors(work):
-            work.mkdir(parents=True, exist_ok=True)
-            write_atomic(work / "plan.json", json.dumps({
-                "schema": plan.schema.fingerprint,
-                "data": plan.to_dict()["data_fingerprints"], "overwrite": overwrite}))
-        result, metrics, thresholds, stats, prepared = _fit_and_measure(
-            plan, work, callbacks=callbacks, resume_from=resume_from)
+        measured = _fit_and_measure(plan, work, group, callbacks=callbacks,
+                                    resume_from=resume_from)
+        if measured is None:  # not process 0: it saves the model all of them trained
+            return TrainResult(out, {}, None, plan, {"rank": group.rank}, main_process=False)
+        result, metrics, thresholds, stats, prepared = measured
         saving = work / "final.saving"
         with disk_full_errors(saving):
             shutil.rmtree(saving, ignore_errors=True)
@@ -520,24 +546,66 @@ def _train_locked(config: RunConfig, out: Path, *, overwrite: bool, resume: bool
             os.rename(saving, final)  # ``final`` exists only when complete
             publish_dir(final, out, overwrite=overwrite, manifest=MANIFEST)
     except OutputError as err:
-        if err.code == "LW363":  # disk full: the partial run would keep it full
+        if err.code == "LW363" and group.main:  # disk full: the partial run would keep it full
             shutil.rmtree(work, ignore_errors=True)
         raise
     shutil.rmtree(work, ignore_errors=True)
     return TrainResult(out, metrics, thresholds, plan, stats)
 
 
-def _fit_and_measure(plan: Plan, work: Path, *, callbacks: Sequence[Any],
+def _finish_interrupted(work: Path, out: Path, plan: Plan, resume: bool
+                        ) -> tuple[dict[str, Any], Thresholds | None, dict[str, Any]] | None:
+    """With ``--resume``, finish a run that died after saving its model: its metrics,
+    thresholds and stats, or ``None`` when there is nothing of the kind to finish."""
+    from labelwise.outputs.model_dir import MANIFEST
+    from labelwise.outputs.safety import finish_swap, publish_dir
+
+    final = work / "final"
+    if resume and finish_swap(work, out, manifest=MANIFEST):  # died moving it into place
+        logger.info("finished publishing the model a previous run saved in %s", work)
+        shutil.rmtree(work, ignore_errors=True)
+        return _saved_result(out, plan)
+    if resume and final.is_dir() and (work / "plan.json").exists():  # died publishing
+        _resume_point(work, plan, resume)  # the same data and labels, or refused
+        logger.info("publishing the model a previous run saved in %s", final)
+        saved = _saved_result(final, plan)
+        publish_dir(final, out, overwrite=True, manifest=MANIFEST)
+        shutil.rmtree(work, ignore_errors=True)
+        return saved
+    return None
+
+
+def _started(group: Any, work: Path, plan: Plan, overwrite: bool) -> bool:
+    """Process 0 creates the partial dir and records what the run trains on."""
+    import json
+
+    from labelwise.outputs.safety import disk_full_errors, write_atomic
+
+    def start() -> bool:
+        with disk_full_errors(work):
+            work.mkdir(parents=True, exist_ok=True)
+            write_atomic(work / "plan.json", json.dumps({
+                "schema": plan.schema.fingerprint,
+                "data": plan.to_dict()["data_fingerprints"], "overwrite": overwrite}))
+        return True
+
+    return group.once(start)
+
+
+def _fit_and_measure(plan: Plan, work: Path, group: Any, *, callbacks: Sequence[Any],
                      resume_from: str | None) -> tuple[FitResult, dict[str, Any],
                                                        Thresholds | None, dict[str, Any],
-                                                       Prepared]:
+                                                       Prepared] | None:
+    """Train, then (process 0) evaluate; ``None`` on the other processes."""
     config = plan.config
     threads = set_threads(config)
     started = time.perf_counter()
-    prepared = prepare(plan)
+    prepared = group.first(lambda: prepare(plan))  # process 0 fills the token cache
     prep_seconds = time.perf_counter() - started
     with frozen_heap():  # the loaded data and weights: out of every collection's scan
         result = fit(prepared, work=work, callbacks=callbacks, resume_from=resume_from)
+        if not group.main:
+            return None
         metrics, thresholds = final_metrics(prepared, result.model)
     # A resumed run counts the steps it ran itself; Trainer's samples per second counts
     # every step of the run, including those done before the resume.
@@ -551,5 +619,6 @@ def _fit_and_measure(plan: Plan, work: Path, *, callbacks: Sequence[Any],
              "samples_per_second": round(result.samples_per_second * share, 3),
              "pad_share": result.pad_share, "best_metric": result.best_metric,
              "embedding_rows_trained": result.embedding_rows or "all",
+             **_compute_stats(plan),
              "total_seconds": round(time.perf_counter() - started, 3)}
     return result, metrics, thresholds, stats, prepared

@@ -50,7 +50,8 @@ class LabelwiseTrainer(Trainer):
         if not hasattr(dataset, "lengths"):  # a datasets.Dataset or any torch Dataset
             return super().get_train_dataloader()
         sampler = LengthBucketBatchSampler(dataset.lengths, self._train_batch_size,
-                                           seed=self.args.seed, bucket=self.bucket)
+                                           seed=self.args.seed, bucket=self.bucket,
+                                           shared=self.args.world_size > 1)
         loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=self.data_collator,
                             num_workers=0)
         return self.accelerator.prepare(loader)

@@ -114,7 +114,9 @@ def _tune_locked(config: RunConfig, out: Path, *, backend_name: str, storage: st
     from labelwise.tuning._space import search_space
 
     search = config.search
-    plan = preflight(config, source=source, search=True)
+    from labelwise.training.device import device_facts
+
+    plan = preflight(config, source=source, search=True, facts=device_facts())
     if overwrite:
         clear_dir(out)  # its contents, not the folder: it may be a mount point
     out.mkdir(parents=True, exist_ok=True)

@@ -212,7 +212,6 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
             raise
         except Exception as exc:
             trial.set_user_attr("fail_reason", failure_reason(exc))
-            runner.release()
             raise
         from labelwise.scoring.metrics import primary_metrics
 
@@ -225,6 +224,7 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
         return outcome.value
 
     def log_trial(study: Any, trial: Any) -> None:
+        runner.release()  # after every trial, whatever its state: the trial's memory back
         value = f"{trial.value:.4f}" if trial.value is not None else "-"
         reason = trial.user_attrs.get("fail_reason") or trial.user_attrs.get("prune_reason", "")
         try:
@@ -297,6 +297,7 @@ class OptunaBackend(SearchBackend):
 
     def run(self, plan: Plan, *, space: dict[str, Any], output_dir: Path, n_trials: int,
             timeout: float | None, callbacks: tuple[Any, ...] = ()) -> SearchResult:
+        pins = self._gpu_pins(plan) if self.workers > 1 and not self.join else []
         storage = self.storage or default_storage(output_dir)
         name = self.study_name or "labelwise"
         study = open_study(plan, space, storage=storage, study_name=name, create=not self.join)
@@ -314,7 +315,7 @@ class OptunaBackend(SearchBackend):
             run_worker(plan, space, storage=storage, study_name=name, n_trials=n_trials,
                        timeout=timeout, output_dir=output_dir, join=self.join, study=study)
         elif _has_work(trials, n_trials):
-            self._spawn(plan, storage, name, n_trials, timeout, output_dir)
+            self._spawn(plan, storage, name, n_trials, timeout, output_dir, pins)
         if self.join:
             records = collect(study)
             write_trials_csv(records, output_dir / "trials.csv", space)
@@ -331,8 +332,28 @@ class OptunaBackend(SearchBackend):
         return finish_best(plan, space, records, output_dir=output_dir, storage=storage,
                            study_name=name, wall_seconds=time.perf_counter() - started)
 
+    def _gpu_pins(self, plan: Plan) -> list[str | None]:
+        """``CUDA_VISIBLE_DEVICES`` of each worker (see :mod:`._gpus`); checked before the
+        study is opened."""
+        from labelwise.tuning._gpus import gpu_assignment, visible_gpu_ids
+
+        gpus: list[str] = []
+        if plan.config.train.device != "cpu":
+            from labelwise.training.device import device_facts
+
+            gpus = visible_gpu_ids(device_facts().cuda_devices,
+                                   os.environ.get("CUDA_VISIBLE_DEVICES"))
+        search = plan.config.search
+        pins = gpu_assignment(self.workers, gpus, search.trials_per_gpu if search else 1)
+        if gpus:
+            logger.info("workers on GPUs: %s (search.trials_per_gpu %d)",
+                        ", ".join(f"{i}->GPU {g}" for i, g in enumerate(pins)),
+                        search.trials_per_gpu if search else 1)
+        return pins
+
     def _spawn(self, plan: Plan, storage: str, name: str, n_trials: int,
-               timeout: float | None, output_dir: Path) -> None:
+               timeout: float | None, output_dir: Path,
+               pins: list[str | None] | None = None) -> None:
         cores = len(os.sched_getaffinity(0))
         threads = max(1, cores // self.workers)
         spec = output_dir / ".worker.json"
@@ -343,7 +364,10 @@ class OptunaBackend(SearchBackend):
         for i in range(self.workers):
             cmd = [sys.executable, "-m", "labelwise.tuning._worker", str(spec), "--worker",
                    str(i), "--n-trials", str(n_trials), "--threads", str(threads)]
-            procs.append(subprocess.Popen(cmd))
+            env = dict(os.environ)
+            if pins and pins[i] is not None:
+                env["CUDA_VISIBLE_DEVICES"] = str(pins[i])  # this worker's one GPU
+            procs.append(subprocess.Popen(cmd, env=env))
         try:
             codes = [p.wait() for p in procs]
         except KeyboardInterrupt:

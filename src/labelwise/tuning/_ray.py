@@ -116,8 +116,12 @@ def _runner_for(spec: dict[str, Any]) -> Any:
     from labelwise.tuning._runner import TrialRunner
     from labelwise.tuning._space import search_space
 
+    from labelwise.training.device import device_facts
+
     config = config_from_dict(spec["config"])
-    plan = preflight(config, source=spec.get("source"), search=True)
+    # the GPUs Ray granted this trial (search.ray.gpus_per_trial; none: the CPU)
+    plan = preflight(config, source=spec.get("source"), search=True,
+                     facts=device_facts(gpus=spec.get("gpus")))
     space, _ = search_space(config)
     key = study_key(plan, space)
     if key != spec["key"]:
@@ -143,6 +147,7 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
     trial_dir = Path(spec["experiment"]) / trial_name  # in the search's storage
     number = _trial_number(trial_name)
     metric, direction = spec["key"]["objective"]
+    runner = None
     try:
         runner = _runner_for(spec)
         params = {k: config[k] for k in runner.space}
@@ -157,15 +162,23 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
         save_if_best(outcome, number=number, direction=direction,
                      output_dir=Path(spec["output_dir"]), tokenizer=runner.prepared.tokenizer,
                      extra={"params": params, "study": spec["name"], "backend": "ray"})
+        final = {"objective": outcome.value, "steps": outcome.steps,
+                 "step_seconds": outcome.step_seconds, "seconds": outcome.seconds,
+                 "seed": runner.plan.config.train.seed,
+                 "metrics": primary_metrics(outcome.metrics)}
+        del outcome
     except Exception as exc:
         trial_dir.mkdir(parents=True, exist_ok=True)
         (trial_dir / FAIL_FILE).write_text(failure_reason(exc) + "\n")
         raise
-    tune.report({"objective": outcome.value, "final": 1, "step": outcome.steps,
-                 "step_seconds": round(outcome.step_seconds, 3),
-                 "duration_s": round(outcome.seconds, 3), "seed": runner.plan.config.train.seed,
+    finally:
+        if runner is not None:
+            runner.release()  # the trial's memory, and the CUDA cache
+    tune.report({"objective": final["objective"], "final": 1, "step": final["steps"],
+                 "step_seconds": round(final["step_seconds"], 3),
+                 "duration_s": round(final["seconds"], 3), "seed": final["seed"],
                  "schema_fingerprint": spec["key"]["schema_fingerprint"],
-                 **{f"valid_{k}": v for k, v in primary_metrics(outcome.metrics).items()}})
+                 **{f"valid_{k}": v for k, v in final["metrics"].items()}})
 
 
 def _records(grid: Any, space: dict[str, Any], metric: str) -> list[TrialRecord]:
@@ -285,7 +298,7 @@ class RayBackend(SearchBackend):
         spec = {"config": config.model_dump(mode="json"), "source": self.source, "key": key,
                 "output_dir": str(output_dir.resolve()), "name": name,
                 "experiment": str(experiment),
-                "cpus": settings.cpus_per_trial}
+                "cpus": settings.cpus_per_trial, "gpus": settings.gpus_per_trial}
         address = self.address or settings.address
         if not ray.is_initialized():
             env = {k: os.environ[k] for k in ENV_PASSED if k in os.environ}

@@ -100,9 +100,18 @@ def eval_reporter(metric: str, on_eval: Callable[[float, Any, Any], None]) -> An
 def failure_reason(exc: BaseException) -> str:
     """One line for ``trials.csv``: the error class and its message."""
     text = str(exc).splitlines()[0] if str(exc) else ""
+    if _is_gpu_oom(exc):
+        return ("out of GPU memory: lower train.batch_size or set "
+                f"train.gradient_checkpointing ({type(exc).__name__}: {text})")[:300]
     if isinstance(exc, MemoryError) or "out of memory" in text.lower():
         return f"out of memory: {type(exc).__name__}: {text}"[:300]
     return f"{type(exc).__name__}: {text}"[:300]
+
+
+def _is_gpu_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "CUDA out of memory" in str(exc)
 
 
 class TrialRunner:
@@ -157,7 +166,11 @@ class TrialRunner:
                             result.log_history)
 
     def release(self) -> None:
+        """The finished trial's memory back: Python's, then the CUDA cache."""
+        from labelwise.training.device import release_device_memory
+
         gc.collect()
+        release_device_memory()
 
 
 def _last_eval_loss(history: list[dict[str, Any]]) -> float | None:

@@ -33,8 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("transformers", "accelerate", "optuna"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
+        from labelwise.training.device import device_facts
+
         config = config_from_dict(spec["config"])
-        plan = preflight(config, source=spec.get("source"), search=True)
+        # this worker's GPU: CUDA_VISIBLE_DEVICES set by the process that started it
+        plan = preflight(config, source=spec.get("source"), search=True, facts=device_facts())
         space, _ = search_space(config)
         run_worker(plan, space, storage=spec["storage"], study_name=spec["study"],
                    n_trials=args.n_trials, timeout=spec.get("timeout"),
