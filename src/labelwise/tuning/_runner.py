@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from labelwise.outputs.model_dir import publish, save_model_dir
-from labelwise.plan.contract import derive_contract
 from labelwise.errors import LabelwiseError
-from labelwise.plan.preflight import Plan, class_counts, contract_options
+from labelwise.plan.preflight import Plan
 from labelwise.plan.space import apply_params
 from labelwise.training.train import (Prepared, final_metrics, fit, load_base_state, prepare,
                                 set_threads)
@@ -120,14 +119,11 @@ class TrialRunner:
         self.prepared: Prepared = prepare(plan, max_length=max_length_over(plan.config, space))
         self.prepared.base_state = load_base_state(plan)
         self.setup_seconds = time.perf_counter() - started
-        self.counts, self.n_rows = class_counts(plan.data)
 
     def trial_plan(self, params: dict[str, Any]) -> Plan:
-        """The plan of a trial: its config, and its contract re-derived (schema unchanged)."""
-        config = apply_params(self.plan.config, params)
-        contract = derive_contract(self.plan.schema, contract_options(config),
-                                   class_counts=self.counts, n_rows=self.n_rows)
-        return dataclasses.replace(self.plan, config=config, contract=contract)
+        """The plan of a trial: its config, with the contract and every decision derived
+        from it (schema unchanged)."""
+        return self.plan.for_trial(apply_params(self.plan.config, params))
 
     def run(self, params: dict[str, Any], *, callbacks: tuple[Any, ...] = ()) -> TrialOutcome:
         """Train and evaluate one trial; exceptions propagate to the backend."""
