@@ -16,7 +16,8 @@ from typing import Any
 
 from labelwise.data.auditing import audit
 from labelwise.plan.config import RunConfig
-from labelwise.plan.contract import METRICS, ContractOptions, HeadContract, derive_contract
+from labelwise.plan.contract import (METRICS, ContractOptions, DecisionRule, HeadContract,
+                                     derive_contract)
 from labelwise.data.loading import LoadedData, load_splits
 from labelwise.errors import LabelwiseError, PreflightError
 from labelwise.findings import Finding, Findings, Where
@@ -327,7 +328,7 @@ def _decisions(config: RunConfig, data: LoadedData, contract: HeadContract, mode
     ]
     if contract.uses_thresholds:
         metric, why = threshold_metric(config, objective)
-        per = " per label" if contract.decision_rule == "per_label_thresholds" else ""
+        per = " per label" if contract.decision_rule is DecisionRule.PER_LABEL_THRESHOLDS else ""
         out.append(Decision("thresholds", f"max {'F1' if metric == 'f1' else metric}{per} "
                             "on validation", why))
     if contract.class_weights:

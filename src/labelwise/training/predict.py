@@ -19,7 +19,7 @@ import numpy as np
 from labelwise.errors import ConfigError, DataError
 from labelwise.labels.schema import LabelSchema
 from labelwise.outputs.model_dir import read_manifest
-from labelwise.plan.contract import HeadContract
+from labelwise.plan.contract import DecisionRule, HeadContract
 from labelwise.scoring.decisions import decide, scores_from_logits
 
 __all__ = ["Predictions", "LoadedModel", "load_model", "predict"]
@@ -108,14 +108,14 @@ def load_model(model_dir: str | Path) -> LoadedModel:
 
 
 def _threshold_values(loaded: LoadedModel, override: Any) -> tuple[float, ...] | None:
-    contract = loaded.contract
-    if contract["decision_rule"] not in ("threshold", "per_label_thresholds"):
+    rule = DecisionRule(loaded.contract["decision_rule"])
+    if not rule.uses_thresholds:
         if override is not None:
             raise ConfigError(f"thresholds do not apply to a {loaded.schema.task} model",
                               fix="drop --threshold", code="LW340")
         return None
     names = list(loaded.schema.label_names)
-    width = 1 if contract["decision_rule"] == "threshold" else len(names)
+    width = 1 if rule is DecisionRule.THRESHOLD else len(names)
     if override is None:
         saved = loaded.manifest.get("thresholds")
         return tuple(saved["values"]) if saved else (0.5,) * width
