@@ -75,7 +75,7 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
         SchemaMismatchError: Resuming or joining a search with other data, labels or space.
         MissingDependencyError: The backend's or the storage's extra is not installed.
     """
-    from labelwise.tuning._space import search_space
+    from labelwise.plan.space import search_space
 
     if not isinstance(config, RunConfig):
         source = source or str(config)
@@ -89,7 +89,7 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
     space, origin = search_space(config)
     plan.log()
     logger.info("space=%s (%s)", ", ".join(space), "config" if origin == "config" else
-                "default space: see labelwise.tuning._space")
+                "default space: see labelwise.plan.space")
     n = n_trials or (search.n_trials if search else 20)
     timeout = timeout or (search.timeout if search else None)
     name = study or (search.study_name if search else None)

@@ -22,10 +22,9 @@ from typing import Any
 from labelwise.outputs.model_dir import publish, save_model_dir
 from labelwise.errors import LabelwiseError
 from labelwise.plan.preflight import Plan
-from labelwise.plan.space import apply_params
+from labelwise.plan.space import apply_params, max_length_over, space_to_json
 from labelwise.training.train import (Prepared, final_metrics, fit, load_base_state, prepare,
                                 set_threads)
-from labelwise.tuning._space import max_length_over, space_to_json
 
 __all__ = ["TrialRunner", "TrialOutcome", "save_if_best", "failure_reason", "BEST_MARKER",
            "study_key", "key_difference", "eval_reporter"]
