@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from labelwise.errors import LabelwiseError
+from labelwise.outputs.names import STUDY_DB, TRIALS, TUNE_MARKER, not_an_output_dir
 
 app = typer.Typer(
     name="labelwise",
@@ -422,7 +423,7 @@ def print_search(result: Any, console: Any) -> None:
     if result.best_dir is not None:
         console.print(f"[green]best[/] trial {result.best_trial}: {metric}="
                       f"{result.best_value:.4f} -> {result.best_dir}")
-    console.print(f"trials table: {result.output_dir / 'trials.csv'}")
+    console.print(f"trials table: {result.output_dir / TRIALS}")
 
 
 @app.command()
@@ -436,13 +437,11 @@ def dashboard(
     """Open optuna-dashboard on a search's study (extra: pip install 'labelwise[dashboard]')."""
 
     def body() -> None:
-        from labelwise.errors import ConfigError, DataError, MissingDependencyError
+        from labelwise.errors import ConfigError, MissingDependencyError
 
-        marker = Path(output) / "tune.json"
+        marker = Path(output) / TUNE_MARKER
         if not marker.exists():
-            raise DataError("not a labelwise tune output directory (no tune.json)",
-                            where=f"file {output}", fix="pass the --output-dir of labelwise "
-                            "tune", code="LW403")
+            raise not_an_output_dir(output, search=True)
         info = json.loads(marker.read_text())
         if info.get("backend") == "ray":
             raise ConfigError("a Ray search keeps no Optuna study to show",
@@ -450,7 +449,7 @@ def dashboard(
                               "OUTPUT/report.html, or point Ray's own dashboard at the cluster",
                               code="LW336")
         url = storage or info.get("storage") or \
-            f"sqlite:///{(Path(output) / 'study.db').resolve()}"
+            f"sqlite:///{(Path(output) / STUDY_DB).resolve()}"
         if "***" in url:
             raise ConfigError("the study's storage URL was saved without its password",
                               where=f"file {marker}", fix="pass it again: labelwise dashboard "

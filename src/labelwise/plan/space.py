@@ -40,8 +40,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from labelwise.plan.config import (CategoricalDistribution, FloatDistribution, IntDistribution,
-                                   RunConfig, field_paths)
+from labelwise.plan.config import (CategoricalDistribution, FloatDistribution, RunConfig,
+                                   field_paths)
 from labelwise.findings import Finding, Where
 
 __all__ = ["check_space", "space_points", "ENCODING_KEYS", "CONTRACT_KEYS", "apply_params",

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from labelwise.errors import ConfigError, DataError
+from labelwise.errors import ConfigError
 from labelwise.labels.schema import LabelSchema
 from labelwise.outputs.model_dir import read_manifest
+from labelwise.outputs.names import MANIFEST, not_a_model_dir
 from labelwise.plan.contract import DecisionRule, HeadContract
 from labelwise.scoring.decisions import decide, scores_from_logits
 
@@ -100,11 +101,9 @@ def load_model(model_dir: str | Path) -> LoadedModel:
         SchemaMismatchError: ``labelwise.json`` and ``config.json`` disagree.
     """
     path = Path(model_dir).expanduser().resolve()
-    if not (path / "labelwise.json").exists():
-        raise DataError("not a labelwise model directory (no labelwise.json)",
-                        where=f"file {path}", fix="pass a directory written by labelwise train "
-                        "or the best/ directory of labelwise tune", code="LW403")
-    return _load(str(path), (path / "labelwise.json").stat().st_mtime_ns)
+    if not (path / MANIFEST).exists():
+        raise not_a_model_dir(path)
+    return _load(str(path), (path / MANIFEST).stat().st_mtime_ns)
 
 
 def _threshold_values(loaded: LoadedModel, override: Any) -> tuple[float, ...] | None:

@@ -23,6 +23,7 @@ import numpy as np
 
 from labelwise.training._memory import frozen_heap, trim_heap
 from labelwise.outputs.model_dir import partial_dir, publish, save_model_dir
+from labelwise.outputs.names import RESUME_PLAN, no_output_dir
 from labelwise.plan.config import RunConfig, load_config
 from labelwise.errors import ConfigError, SchemaMismatchError
 from labelwise.plan.preflight import Plan, preflight
@@ -359,8 +360,7 @@ def final_metrics(prepared: Prepared, model: Any, *, plan: Plan | None = None,
 
 def _output_dir(cfg: RunConfig, overwrite: bool) -> Path:
     if not cfg.output_dir:
-        raise ConfigError("no output directory given", fix="set output_dir in the config or "
-                          "pass --output-dir", code="LW330")
+        raise no_output_dir()
     out = Path(cfg.output_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise ConfigError("output directory is not empty", where=f"file {out}",
@@ -372,7 +372,7 @@ def _output_dir(cfg: RunConfig, overwrite: bool) -> Path:
 def _resume_point(work: Path, plan: Plan, resume: bool) -> str | None:
     import json
 
-    marker = work / "plan.json"
+    marker = work / RESUME_PLAN
     if not resume:
         if work.exists():
             logger.info("removing the unfinished run in %s (pass --resume to continue it)", work)
@@ -421,7 +421,7 @@ def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bo
     work = partial_dir(out)
     resume_from = _resume_point(work, plan, resume)
     work.mkdir(parents=True, exist_ok=True)
-    (work / "plan.json").write_text(json.dumps({"schema": plan.schema.fingerprint,
+    (work / RESUME_PLAN).write_text(json.dumps({"schema": plan.schema.fingerprint,
                                                 "data": plan.to_dict()["data_fingerprints"]}))
     threads = set_threads(config)
     started = time.perf_counter()

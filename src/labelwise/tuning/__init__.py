@@ -15,19 +15,19 @@ from pathlib import Path
 
 from labelwise.plan.config import RunConfig, load_config
 from labelwise.errors import ConfigError
+from labelwise.outputs.names import TUNE_MARKER, no_output_dir
 from labelwise.plan.preflight import preflight
 from labelwise.tuning._base import SearchBackend, SearchResult, TrialRecord
 
 __all__ = ["tune", "SearchResult", "TrialRecord", "SearchBackend"]
 
 logger = logging.getLogger("labelwise")
-MARKER = "tune.json"
+MARKER = TUNE_MARKER
 
 
 def _output_dir(config: RunConfig, overwrite: bool) -> Path:
     if not config.output_dir:
-        raise ConfigError("no output directory given", fix="set output_dir in the config or "
-                          "pass --output-dir", code="LW330")
+        raise no_output_dir()
     out = Path(config.output_dir)
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
         if not overwrite:

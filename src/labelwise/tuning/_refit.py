@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from labelwise.outputs.model_dir import publish, save_model_dir
+from labelwise.outputs.names import MANIFEST
 from labelwise.scoring.thresholds import Thresholds
 from labelwise.training.tokens import Encoded
 from labelwise.tuning._base import SearchResult
@@ -42,7 +43,7 @@ def refit_best(plan, space: dict, result: SearchResult) -> None:  # type: ignore
         logger.warning("refit skipped: no complete trial")
         return
     best = result.best_dir
-    manifest = json.loads((best / "labelwise.json").read_text())
+    manifest = json.loads((best / MANIFEST).read_text())
     runner = TrialRunner(plan, space)
     prepared = runner.prepared
     trial_plan = runner.trial_plan(result.best_params)

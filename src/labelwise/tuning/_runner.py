@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from labelwise.outputs.model_dir import publish, save_model_dir
+from labelwise.outputs.names import BEST_DIR, BEST_LOCK, BEST_MARKER
 from labelwise.errors import LabelwiseError
 from labelwise.plan.preflight import Plan
 from labelwise.plan.space import apply_params, max_length_over, space_to_json
@@ -30,7 +31,6 @@ __all__ = ["TrialRunner", "TrialOutcome", "save_if_best", "failure_reason", "BES
            "study_key", "key_difference", "eval_reporter"]
 
 logger = logging.getLogger("labelwise")
-BEST_MARKER = ".best.json"
 
 
 @dataclasses.dataclass
@@ -167,7 +167,7 @@ def save_if_best(outcome: TrialOutcome, *, number: int, direction: str, output_d
     from filelock import FileLock
 
     marker = output_dir / BEST_MARKER
-    with FileLock(str(output_dir / ".best.lock")):
+    with FileLock(str(output_dir / BEST_LOCK)):
         if marker.exists() and not force:
             saved = json.loads(marker.read_text())
             better = (outcome.value > saved["value"] if direction == "maximize"
@@ -181,9 +181,9 @@ def save_if_best(outcome: TrialOutcome, *, number: int, direction: str, output_d
                               "step_seconds": round(outcome.step_seconds, 3),
                               "steps": outcome.steps},
                        log_history=outcome.log_history, extra={"trial": number, **extra})
-        publish(staging, output_dir / "best", overwrite=True)
+        publish(staging, output_dir / BEST_DIR, overwrite=True)
         marker.write_text(json.dumps({"trial": number, "value": outcome.value}))
-    logger.info("trial %d is the best so far: saved to %s", number, output_dir / "best")
+    logger.info("trial %d is the best so far: saved to %s", number, output_dir / BEST_DIR)
     return True
 
 
