@@ -20,7 +20,6 @@ __all__ = [
     "AmbiguousTaskError",
     "SchemaMismatchError",
     "ConfigError",
-    "SearchSpaceError",
     "ContractError",
     "PreflightError",
     "MissingDependencyError",
@@ -104,12 +103,6 @@ class ConfigError(LabelwiseError, ValueError):
     """A run configuration value is unknown, malformed or out of range."""
 
     default_code = "LW300"
-
-
-class SearchSpaceError(ConfigError):
-    """A search-space entry is unknown, malformed, or would change the label encoding."""
-
-    default_code = "LW310"
 
 
 class ContractError(LabelwiseError, ValueError):

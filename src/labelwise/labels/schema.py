@@ -19,7 +19,7 @@ import numpy as np
 
 from labelwise.labels._cells import Cell, Form, parse_cell, parse_column, parse_columns
 from labelwise.errors import LabelError, SchemaMismatchError
-from labelwise.findings import Where, format_rows, format_value
+from labelwise.findings import Where, format_value
 from labelwise.labels.inference import LabelFormat, Task, TaskInference, infer_task
 
 __all__ = ["LabelSchema", "infer_schema", "SCHEMA_VERSION", "COMPATIBLE_FORMS"]
@@ -402,7 +402,3 @@ def infer_schema(
     inference = infer_task(values, column=names if len(names) > 1 else names[0], task=task,
                            classes=classes, label_sep=label_sep, positive=positive)
     return LabelSchema.from_inference(inference, columns=names, label_sep=label_sep)
-
-
-def describe_rows(rows: Sequence[int]) -> str:
-    return format_rows(rows)
