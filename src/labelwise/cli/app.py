@@ -13,8 +13,10 @@ from typing import Annotated, Any
 
 import typer
 
-from labelwise.errors import LabelwiseError
+from labelwise.errors import ConfigError, LabelwiseError, MissingDependencyError, PreflightError
 from labelwise.outputs.names import STUDY_DB, TRIALS, TUNE_MARKER, not_an_output_dir
+from labelwise.cli.render import print_findings, print_inspection, print_plan, thresholds_line
+from labelwise.data.io import check_columns, read_table
 
 app = typer.Typer(
     name="labelwise",
@@ -102,7 +104,6 @@ def inspect(
 
     def body() -> None:
         from labelwise.data.inspection import inspect_data
-        from labelwise.cli.render import print_inspection
 
         _check_format(fmt)
         result = inspect_data(
@@ -156,8 +157,6 @@ def build_config(config: str | None, sets: list[str] | None, *, train: str | Non
 
 
 def print_preflight_error(err: Any) -> None:
-    from labelwise.cli.render import print_findings
-
     console = _console(stderr=True)
     n_errors = len([f for f in err.findings if f.level == "error"])
     console.print(f"[bold red]preflight failed:[/] {n_errors} error(s); nothing was loaded "
@@ -184,9 +183,7 @@ def check(
     """Run every check a training run or a search would run, without starting it."""
 
     def body() -> None:
-        from labelwise.errors import PreflightError
         from labelwise.plan.preflight import preflight
-        from labelwise.cli.render import print_plan
 
         _check_format(fmt)
         cfg = build_config(config, sets, train=train, valid=valid, test=test,
@@ -251,8 +248,6 @@ def show_labelwise_logs(console: Any) -> None:
 def run_preflighted(console: Any, call: Any) -> Any:
     """Run a verb that starts with preflight: logs to the console, a failed preflight
     prints its findings and exits 2."""
-    from labelwise.errors import PreflightError
-
     show_labelwise_logs(console)
     quiet_libraries()
     try:
@@ -334,8 +329,6 @@ def train(
             callbacks=[RichProgress(console)]))
         print_metrics(result.metrics, console)
         if result.thresholds is not None:
-            from labelwise.cli.render import thresholds_line
-
             schema = result.plan.schema
             names = ([str(schema.positive)] if len(result.thresholds.values) == 1
                      else schema.label_names)
@@ -437,8 +430,6 @@ def dashboard(
     """Open optuna-dashboard on a search's study (extra: pip install 'labelwise[dashboard]')."""
 
     def body() -> None:
-        from labelwise.errors import ConfigError, MissingDependencyError
-
         marker = Path(output) / TUNE_MARKER
         if not marker.exists():
             raise not_an_output_dir(output, search=True)
@@ -503,7 +494,6 @@ def predict(
 
     def body() -> None:
         quiet_libraries()
-        from labelwise.data.io import check_columns, read_table
         from labelwise.training.predict import load_model
         from labelwise.training.predict import predict as run_predict
 
@@ -527,8 +517,6 @@ def predict(
 
 
 def _write_frame(frame: Any, path: Path) -> None:
-    from labelwise.errors import ConfigError
-
     suffix = path.suffix.lower()
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
@@ -543,8 +531,6 @@ def _write_frame(frame: Any, path: Path) -> None:
 
 
 def _check_format(fmt: str) -> None:
-    from labelwise.errors import ConfigError
-
     if fmt not in ("text", "json"):
         raise ConfigError(f"unknown --format {fmt!r}", fix="pass --format text or --format json")
 

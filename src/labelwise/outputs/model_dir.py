@@ -29,6 +29,7 @@ from typing import Any
 from labelwise.errors import SchemaMismatchError
 from labelwise.labels.schema import LabelSchema
 from labelwise.outputs.names import MANIFEST, METRICS, MODEL_CONFIG, TRAIN_LOG
+from labelwise.outputs.model_card import write_model_card
 
 __all__ = ["partial_dir", "publish", "save_model_dir", "read_manifest", "versions",
            "MANIFEST"]
@@ -86,8 +87,6 @@ def save_model_dir(path: Path, *, plan: Any, model: Any, tokenizer: Any,
     with (path / TRAIN_LOG).open("w") as fh:
         for record in log_history:
             fh.write(json.dumps(record, default=_json_default) + "\n")
-    from labelwise.outputs.model_card import write_model_card
-
     write_model_card(path, plan=plan)  # README.md, the Hugging Face model card
     return path
 

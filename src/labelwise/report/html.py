@@ -31,11 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from labelwise.report._plots import esc, fmt, kv_table, note, table
+from labelwise.report._plots import esc, fmt, kv_table, note, search_sections, table
 from labelwise.data.inspection import inspect_recorded
 from labelwise.errors import DataError, LabelwiseError, MissingDependencyError
 from labelwise.outputs.names import (BEST_DIR, MANIFEST, METRICS, REPORT, TRAIN_LOG,
                                      TUNE_MARKER, not_an_output_dir)
+from labelwise.labels.schema import LabelSchema
+from labelwise.training.predict import predict
+from labelwise.report import _plots
+from labelwise.scoring.thresholds import threshold_curve
 
 __all__ = ["MAX_THRESHOLD_LABELS", "REPORT_NAME", "write_report"]
 
@@ -91,8 +95,6 @@ def write_report(output_dir: str | Path, *, path: str | Path | None = None) -> P
     run = _read_run(Path(output_dir).expanduser())
     sections: list[tuple[str, str, str]] = []
     if run.kind == "search":
-        from labelwise.report._plots import search_sections
-
         sections += search_sections(run.output_dir, run.manifest)
     if run.kind == "search" and run.model_dir is not None:
         trial = run.manifest.get("trial")
@@ -130,8 +132,6 @@ def _read_run(out: Path) -> _Run:
         raise not_an_output_dir(out)
     if run.model_dir is None:
         return run
-    from labelwise.labels.schema import LabelSchema
-
     run.manifest = json.loads((run.model_dir / MANIFEST).read_text())
     run.schema = LabelSchema.from_dict(run.manifest["schema"])
     metrics_file = run.model_dir / METRICS
@@ -176,8 +176,6 @@ def _split_data(run: _Run, *splits: str) -> tuple[str, Any] | None:
 
 def _predict(run: _Run, split: str, data: Any) -> tuple[np.ndarray, np.ndarray]:
     """Scores of the model on one split and the split's encoded targets."""
-    from labelwise.training.predict import predict
-
     assert run.model_dir is not None  # the model sections run only with a model
     pair = data.text_pair_column
     pairs = [str(t) for t in data.frames[split][pair]] if pair else None
@@ -190,8 +188,6 @@ def _predict(run: _Run, split: str, data: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _model_sections(run: _Run) -> list[tuple[str, str, str]]:
-    from labelwise.report import _plots
-
     schema, task = run.schema, run.schema.task.value
     objective = (run.manifest.get("plan") or {}).get("objective") or {}
     out = [("schema", "Labels and audit", _schema_html(run)),
@@ -279,8 +275,6 @@ def _regression_values(run: _Run) -> dict[str, np.ndarray]:
 
 
 def _regression_html(run: _Run) -> str:
-    from labelwise.report import _plots
-
     found = _split_data(run, "test", "valid")
     if found is None:
         return note("no test or validation data to predict on")
@@ -294,9 +288,6 @@ def _regression_html(run: _Run) -> str:
 
 
 def _thresholds_html(run: _Run) -> str:
-    from labelwise.report import _plots
-    from labelwise.scoring.thresholds import threshold_curve
-
     s, saved = run.schema, run.manifest.get("thresholds")
     names = [str(s.positive)] if s.task.value == "binary" else list(s.label_names)
     values = list(saved["values"]) if saved else [0.5] * len(names)

@@ -22,6 +22,7 @@ from labelwise.outputs.model_dir import read_manifest
 from labelwise.outputs.names import MANIFEST, not_a_model_dir
 from labelwise.plan.contract import DecisionRule, HeadContract
 from labelwise.scoring.decisions import decide, scores_from_logits
+from labelwise.training.tokens import encode_texts
 
 __all__ = ["Predictions", "LoadedModel", "load_model", "predict"]
 
@@ -160,7 +161,6 @@ def predict(model_dir: str | Path, texts: Sequence[str], *,
         ([1], (1, 2))
     """
     from labelwise.training.forward import predict_logits
-    from labelwise.training.tokens import encode_texts
 
     loaded = load_model(model_dir)
     schema, contract = loaded.schema, loaded.contract

@@ -30,6 +30,8 @@ from labelwise.plan.preflight import Plan, preflight
 from labelwise.scoring.thresholds import Thresholds
 from labelwise.training.tokens import Encoded, encode_texts
 from labelwise.plan.contract import to_targets
+from labelwise.training.heads import init_head_bias, new_parameters, reinit_head
+from labelwise.scoring.evaluation import evaluate_logits
 
 __all__ = ["TrainResult", "Prepared", "train", "prepare", "build_model", "fit",
            "final_metrics", "set_threads"]
@@ -120,8 +122,6 @@ def prepare(plan: Plan, *, max_length: int | None = None, use_cache: bool = True
 
 def load_base_state(plan: Plan) -> dict[str, Any]:
     """The pretrained weights without the new head, loaded once and kept in memory."""
-    from labelwise.training.heads import new_parameters
-
     model, info = build_model(plan, loading_info=True)
     head = new_parameters(model, loading_info=info)
     return {k: v.detach().clone() for k, v in model.state_dict().items() if k not in head}
@@ -226,8 +226,6 @@ def _new_model(prepared: Prepared, plan: Plan) -> tuple[Any, set[str]]:
     starts at the training prior when the plan says so (``Plan.head_bias_at_prior``)."""
     from transformers import set_seed
 
-    from labelwise.training.heads import init_head_bias, new_parameters, reinit_head
-
     cfg = plan.config
     set_seed(cfg.train.seed)  # the new head's initial weights follow the run's seed
     if prepared.base_state is not None:
@@ -269,7 +267,6 @@ def fit(prepared: Prepared, *, plan: Plan | None = None, work: Path,
     from transformers import PrinterCallback, TrainerCallback
 
     from labelwise.training.batching import EncodedDataset, pad_stats
-    from labelwise.scoring.evaluation import evaluate_logits
     from labelwise.training.trainer import LabelwiseTrainer, StepTimer, collator_for
 
     plan = plan or prepared.plan
@@ -336,7 +333,6 @@ def final_metrics(prepared: Prepared, model: Any, *, plan: Plan | None = None,
 
     ``valid_eval`` (logits and targets of the last evaluation, in any row order)
     saves a forward pass; ``thresholds`` skips tuning."""
-    from labelwise.scoring.evaluation import evaluate_logits
     from labelwise.training.forward import predict_logits
 
     plan = plan or prepared.plan

@@ -14,6 +14,13 @@ from labelwise.outputs.names import (BEST_DIR, BEST_MARKER, MANIFEST, METRICS,
                                      SEARCH_SUMMARY)
 from labelwise.plan.preflight import Plan
 from labelwise.tuning._base import SearchResult, TrialRecord
+from labelwise.plan.contract import HeadContract, to_targets
+from labelwise.scoring.evaluation import evaluate_logits
+from labelwise.scoring.thresholds import Thresholds
+from labelwise.training.tokens import encode_texts
+from labelwise.outputs.model_card import write_model_card
+from labelwise.tuning._storage import display_url
+from labelwise.tuning._runner import rerun_as_best
 
 __all__ = ["collect", "write_trials_csv", "finish_best", "summarize", "test_metrics_of"]
 
@@ -68,12 +75,7 @@ def test_metrics_of(plan: Plan, model_dir: Path) -> dict[str, Any] | None:
         return None
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from labelwise.plan.contract import HeadContract
-    from labelwise.scoring.evaluation import evaluate_logits
     from labelwise.training.forward import predict_logits
-    from labelwise.scoring.thresholds import Thresholds
-    from labelwise.training.tokens import encode_texts
-    from labelwise.plan.contract import to_targets
 
     manifest = json.loads((model_dir / MANIFEST).read_text())
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
@@ -105,8 +107,6 @@ def _add_test(plan: Plan, best: Path) -> None:
     manifest.setdefault("metrics", {})["test"] = {k: v for k, v in metrics.items()
                                    if isinstance(v, (int, float)) or v is None}
     (best / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    from labelwise.outputs.model_card import write_model_card
-
     write_model_card(best)  # again, now with the test metrics
 
 
@@ -121,8 +121,6 @@ def _best_record(records: list[TrialRecord], direction: str) -> TrialRecord | No
 def summarize(plan: Plan, records: list[TrialRecord], *, output_dir: Path, storage: str,
               study_name: str, wall_seconds: float) -> SearchResult:
     """The :class:`SearchResult` of ``records`` as they are, and ``search.json``."""
-    from labelwise.tuning._storage import display_url
-
     best = _best_record(records, plan.objective[1])
     best_dir = output_dir / BEST_DIR
     steps = sum(r.step_seconds or 0.0 for r in records)
@@ -159,8 +157,6 @@ def finish_best(plan: Plan, space: dict[str, Any], records: list[TrialRecord], *
     if best is not None:
         saved = json.loads(marker.read_text())["trial"] if marker.exists() else None
         if saved != best.number:
-            from labelwise.tuning._runner import rerun_as_best
-
             logger.info("the best trial %d ran in another process whose model is not here "
                         "(best/ holds %s): training its params here", best.number, saved)
             value = rerun_as_best(plan, space, number=best.number, params=best.params,

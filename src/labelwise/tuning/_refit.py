@@ -22,6 +22,7 @@ from labelwise.training.tokens import Encoded
 from labelwise.tuning._base import SearchResult
 from labelwise.tuning._output import _add_test
 from labelwise.tuning._runner import TrialRunner
+from labelwise.training.train import fit
 
 __all__ = ["refit_best", "concat"]
 
@@ -53,8 +54,6 @@ def refit_best(plan, space: dict, result: SearchResult) -> None:  # type: ignore
                                                     prepared.encoded["valid"])},
         labels={**prepared.labels, "train": np.concatenate([prepared.labels["train"],
                                                            prepared.labels["valid"]])})
-    from labelwise.training.train import fit
-
     with tempfile.TemporaryDirectory(prefix="labelwise-refit-") as work:
         fitted = fit(merged, plan=trial_plan, work=Path(work), save=False)
     thresholds = (Thresholds.from_dict(manifest["thresholds"]) if manifest.get("thresholds")
