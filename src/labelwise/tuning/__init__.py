@@ -18,6 +18,8 @@ from labelwise.errors import ConfigError
 from labelwise.outputs.names import TUNE_MARKER, no_output_dir
 from labelwise.plan.preflight import preflight
 from labelwise.tuning._base import SearchBackend, SearchResult, TrialRecord
+from labelwise.plan.space import search_space
+from labelwise.tuning._storage import display_url
 
 __all__ = ["tune", "SearchResult", "TrialRecord", "SearchBackend"]
 
@@ -75,8 +77,6 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
         SchemaMismatchError: Resuming or joining a search with other data, labels or space.
         MissingDependencyError: The backend's or the storage's extra is not installed.
     """
-    from labelwise.plan.space import search_space
-
     if not isinstance(config, RunConfig):
         source = source or str(config)
         config = load_config(config)
@@ -94,7 +94,6 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
     timeout = timeout or (search.timeout if search else None)
     name = study or (search.study_name if search else None)
     n_workers = workers or (search.workers if search else 1)
-    from labelwise.tuning._storage import display_url
 
     (out / MARKER).write_text(json.dumps({"backend": backend_name, "storage": display_url(
         storage) if storage else None, "study": name, "join": join}) + "\n")
