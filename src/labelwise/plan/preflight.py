@@ -19,7 +19,7 @@ from labelwise.plan.config import RunConfig
 from labelwise.plan.contract import (METRICS, ContractOptions, DecisionRule, HeadContract,
                                      derive_contract)
 from labelwise.data.loading import LoadedData, load_splits
-from labelwise.errors import LabelwiseError, PreflightError
+from labelwise.errors import ConfigError, LabelwiseError, PreflightError
 from labelwise.findings import Finding, Findings, Where
 from labelwise.labels.inference import Task
 from labelwise.plan.model_ref import ModelRef, model_findings, resolve_model
@@ -105,8 +105,15 @@ class Plan:
         them).
 
         Raises:
+            ConfigError: ``config`` reads other data or another base model (LW315).
             LabelwiseError: The trial's config gives no valid contract.
         """
+        mine, theirs = self.config.model, config.model
+        if config.data != self.config.data or (mine.name_or_path, mine.revision) != (
+                theirs.name_or_path, theirs.revision):
+            raise ConfigError("a trial's config reads other data or another base model than "
+                              "its search", fix="change only hyperparameters between trials",
+                              code="LW315")
         counts, n_rows = self.train_counts or class_counts(self.data)
         contract = derive_contract(self.schema, contract_options(config), class_counts=counts,
                                    n_rows=n_rows)
