@@ -1,4 +1,4 @@
-"""Learning-rate sweep behind the default search space (labelwise/tuning/_space.py).
+"""Learning-rate sweep behind the default search space (labelwise/plan/space.py).
 
 MiniLM (the packaged default), one epoch, batch 32, max_length 128, on the first --rows
 training rows of TREC (6 classes) and GoEmotions (28 labels), scored on the full

@@ -212,3 +212,27 @@ def test_offline_hub_id_is_a_finding(tmp_path, no_weights, monkeypatch):
     [finding] = err.findings.errors
     assert finding.code == "LW404"
     assert "the hub is offline (HF_HUB_OFFLINE=1) and it is not cached" in finding.message
+
+
+def test_a_trial_plan_derives_every_decision_from_the_trial_config(tmp_path, no_weights):
+    from labelwise.errors import ConfigError
+    from labelwise.plan.preflight import EmbeddingRows, HeadBias
+    from labelwise.plan.space import apply_params
+
+    train_path = write(tmp_path, "train.csv", ["a", "b", "c", "a"] * 5)
+    valid_path = write(tmp_path, "valid.csv", ["a", "b", "c"] * 2)
+    plan = preflight(cfg(tmp_path, train_path, valid_path))
+    assert plan.embedding_rows is EmbeddingRows.SEEN and plan.head_bias is HeadBias.MODEL
+    params = {"train.weight_decay": 0.1, "model.head_bias": "prior",
+              "train.class_weights": "balanced", "train.label_smoothing": 0.1}
+    trial = plan.for_trial(apply_params(plan.config, params))
+    assert trial.embedding_rows is EmbeddingRows.ALL and trial.cuts_embedding_rows is False
+    assert trial.head_bias is HeadBias.PRIOR and trial.head_bias_at_prior is True
+    assert trial.contract.class_weights and trial.contract.label_smoothing == 0.1
+    fresh = preflight(trial.config)
+    assert trial.to_dict() == fresh.to_dict()  # as if the trial's config were the run's
+    assert plan.decisions != trial.decisions  # the base plan is unchanged
+    other = apply_params(plan.config, {"data.text_column": "other"})
+    with pytest.raises(ConfigError, match="a trial's config reads other data") as info:
+        plan.for_trial(other)
+    assert info.value.code == "LW315"

@@ -270,3 +270,26 @@ def test_reports_are_keyed_by_evaluation_number_whatever_the_batch_size(tmp_path
     study = optuna.load_study(study_name=None, storage=f"sqlite:///{tmp_path}/out/study.db")
     keys = {t.params["train.batch_size"]: sorted(t.intermediate_values) for t in study.trials}
     assert keys == {4: [1, 2], 16: [1, 2]}, keys  # steps would be 8, 16 and 2, 4
+
+
+@pytest.mark.parametrize("base_decay, refit", [(0.0, False), (0.1, True)])
+def test_best_dir_records_the_decisions_of_the_best_trials_own_config(tmp_path, tiny_model,
+                                                                     base_decay, refit):
+    # Whichever weight decay wins, one of the two base values differs from it: a best/
+    # that kept the base plan's decisions would record the other embedding_rows.
+    from labelwise.plan.preflight import preflight
+    from labelwise.plan.space import apply_params
+
+    config = make(tmp_path, tiny_model, n_trials=2, train={"weight_decay": base_decay},
+                  space={"train.weight_decay": {"type": "categorical",
+                                                "choices": [0.0, 0.1]}},
+                  search={"pruner": "none", "sampler": "random", "seed": 0, "refit": refit})
+    result = tune(config)
+    assert {t.params["train.weight_decay"] for t in result.trials} == {0.0, 0.1}
+    manifest = json.loads((tmp_path / "out" / "best" / "labelwise.json").read_text())
+    best = apply_params(config, result.best_params)
+    decided = {d["key"]: d["value"] for d in manifest["plan"]["decisions"]}
+    assert decided["embedding_rows"] == ("all" if best.train.weight_decay > 0
+                                         else "tokens in train and valid")
+    assert manifest["plan"]["config"]["train"]["weight_decay"] == best.train.weight_decay
+    assert manifest["plan"]["decisions"] == preflight(best, search=True).to_dict()["decisions"]

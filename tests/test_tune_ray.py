@@ -154,7 +154,7 @@ def test_a_worker_whose_data_differs_refuses_to_run(tmp_path, tiny_model):
     from labelwise.errors import SchemaMismatchError
     from labelwise.tuning._ray import _runner_for, absolute_config
     from labelwise.tuning._runner import study_key
-    from labelwise.tuning._space import search_space
+    from labelwise.plan.space import search_space
 
     config = absolute_config(make(tmp_path, tiny_model, n_trials=1))
     plan = preflight(config, search=True)

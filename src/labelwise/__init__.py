@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 _LAZY = {
     # label core (no torch)
     "Task": "labelwise.labels.inference",
+    "LabelFormat": "labelwise.labels.inference",
     "infer_task": "labelwise.labels.inference",
     "TaskInference": "labelwise.labels.inference",
     "LabelSchema": "labelwise.labels.schema",
@@ -62,7 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from labelwise.training.guard import check_batch, check_targets
     from labelwise.training.guard_trainer import LabelwiseCallback, guard_trainer
     from labelwise.data.inspection import Inspection, inspect_data
-    from labelwise.labels.inference import Task, TaskInference, infer_task
+    from labelwise.labels.inference import LabelFormat, Task, TaskInference, infer_task
     from labelwise.training.predict import Predictions, predict
     from labelwise.plan.preflight import Plan, preflight
     from labelwise.labels.schema import LabelSchema, infer_schema

@@ -7,10 +7,9 @@ as scikit-learn does with ``NotFittedError(ValueError, AttributeError)``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from labelwise.findings import Finding
+from labelwise.findings import Finding, Findings, Where
 
 __all__ = [
     "require",
@@ -20,7 +19,6 @@ __all__ = [
     "AmbiguousTaskError",
     "SchemaMismatchError",
     "ConfigError",
-    "SearchSpaceError",
     "ContractError",
     "PreflightError",
     "MissingDependencyError",
@@ -60,8 +58,6 @@ class LabelwiseError(Exception):
 
     def to_finding(self, *, split: str | None = None) -> Finding:
         """This error as an error-level :class:`~labelwise.findings.Finding`."""
-        from labelwise.findings import Finding, Where
-
         return Finding(
             code=self.code or "LW000",
             level="error",
@@ -83,8 +79,6 @@ class LabelError(LabelwiseError, ValueError):
     default_code = "LW100"
 
     def __init__(self, what: str, *, where: Any = "", fix: str = "", code: str = "") -> None:
-        from labelwise.findings import Where
-
         self.where_obj = where if isinstance(where, Where) else None
         super().__init__(what, where=str(where) if where else "", fix=fix, code=code)
 
@@ -107,12 +101,6 @@ class ConfigError(LabelwiseError, ValueError):
     default_code = "LW300"
 
 
-class SearchSpaceError(ConfigError):
-    """A search-space entry is unknown, malformed, or would change the label encoding."""
-
-    default_code = "LW310"
-
-
 class ContractError(LabelwiseError, ValueError):
     """Targets or settings do not match the head/loss contract."""
 
@@ -125,8 +113,6 @@ class PreflightError(LabelwiseError):
     default_code = "LW000"
 
     def __init__(self, findings: list[Finding]) -> None:
-        from labelwise.findings import Findings
-
         self.findings = Findings(findings)
         errors = [f for f in self.findings if f.level == "error"]
         head = f"preflight found {len(errors)} error(s)"

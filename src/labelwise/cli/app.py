@@ -15,7 +15,10 @@ from typing import Annotated, Any
 
 import typer
 
-from labelwise.errors import LabelwiseError
+from labelwise.errors import ConfigError, LabelwiseError, MissingDependencyError, PreflightError
+from labelwise.outputs.names import STUDY_DB, TRIALS, TUNE_MARKER, not_an_output_dir
+from labelwise.cli.render import print_findings, print_inspection, print_plan, thresholds_line
+from labelwise.data.io import check_columns, read_table
 
 app = typer.Typer(
     name="labelwise",
@@ -146,7 +149,6 @@ def inspect(
 
     def body() -> None:
         from labelwise.data.inspection import inspect_data
-        from labelwise.cli.render import print_inspection
 
         _check_format(fmt)
         with json_errors(fmt):
@@ -201,8 +203,6 @@ def build_config(config: str | None, sets: list[str] | None, *, train: str | Non
 
 
 def print_preflight_error(err: Any) -> None:
-    from labelwise.cli.render import print_findings
-
     console = _console(stderr=True)
     n_errors = len([f for f in err.findings if f.level == "error"])
     console.print(f"[bold red]preflight failed:[/] {n_errors} error(s); nothing was loaded "
@@ -230,9 +230,7 @@ def check(
     """Run every check a training run or a search would run, without starting it."""
 
     def body() -> None:
-        from labelwise.errors import PreflightError
         from labelwise.plan.preflight import preflight
-        from labelwise.cli.render import print_plan
 
         _check_format(fmt)
         with json_errors(fmt):
@@ -325,8 +323,6 @@ def show_labelwise_logs(console: Any) -> None:
 def run_preflighted(console: Any, call: Any) -> Any:
     """Run a verb that starts with preflight: logs to the console, a failed preflight
     prints its findings and exits 2."""
-    from labelwise.errors import PreflightError
-
     show_labelwise_logs(console)
     quiet_libraries()
     try:
@@ -415,8 +411,6 @@ def train(
             return
         print_metrics(result.metrics, console)
         if result.thresholds is not None:
-            from labelwise.cli.render import thresholds_line
-
             schema = result.plan.schema
             names = ([str(schema.positive)] if len(result.thresholds.values) == 1
                      else schema.label_names)
@@ -509,7 +503,7 @@ def print_search(result: Any, console: Any) -> None:
     if result.best_dir is not None:
         console.print(f"[green]best[/] trial {result.best_trial}: {metric}="
                       f"{result.best_value:.4f} -> {result.best_dir}")
-    console.print(f"trials table: {result.output_dir / 'trials.csv'}")
+    console.print(f"trials table: {result.output_dir / TRIALS}")
 
 
 @app.command()
@@ -523,13 +517,9 @@ def dashboard(
     """Open optuna-dashboard on a search's study (extra: pip install 'labelwise[dashboard]')."""
 
     def body() -> None:
-        from labelwise.errors import ConfigError, DataError, MissingDependencyError
-
-        marker = Path(output) / "tune.json"
+        marker = Path(output) / TUNE_MARKER
         if not marker.exists():
-            raise DataError("not a labelwise tune output directory (no tune.json)",
-                            where=f"file {output}", fix="pass the --output-dir of labelwise "
-                            "tune", code="LW403")
+            raise not_an_output_dir(output, search=True)
         info = json.loads(marker.read_text())
         if info.get("backend") == "ray":
             raise ConfigError("a Ray search keeps no Optuna study to show",
@@ -537,7 +527,7 @@ def dashboard(
                               "OUTPUT/report.html, or point Ray's own dashboard at the cluster",
                               code="LW336")
         url = storage or info.get("storage") or \
-            f"sqlite:///{(Path(output) / 'study.db').resolve()}"
+            f"sqlite:///{(Path(output) / STUDY_DB).resolve()}"
         if "***" in url:
             raise ConfigError("the study's storage URL was saved without its password",
                               where=f"file {marker}", fix="pass it again: labelwise dashboard "
@@ -595,7 +585,6 @@ def predict(
     def body() -> None:
         need_extra("train", "predict")
         quiet_libraries()
-        from labelwise.data.io import check_columns, read_table
         from labelwise.training.predict import load_model
         from labelwise.training.predict import predict as run_predict
 
@@ -620,8 +609,6 @@ def predict(
 
 
 def _write_frame(frame: Any, path: Path) -> None:
-    from labelwise.errors import ConfigError
-
     suffix = path.suffix.lower()
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
@@ -636,8 +623,6 @@ def _write_frame(frame: Any, path: Path) -> None:
 
 
 def _check_format(fmt: str) -> None:
-    from labelwise.errors import ConfigError
-
     if fmt not in ("text", "json"):
         raise ConfigError(f"unknown --format {fmt!r}", fix="pass --format text or --format json")
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from labelwise.labels._cells import Cell, Form
-from labelwise.findings import Finding, Findings, Where, format_rows, format_value
+from labelwise.findings import Finding, Findings, Where, format_value
 from labelwise.labels.inference import Task, form_word
 
 __all__ = ["audit", "audit_frames", "rare_threshold", "SPLIT_WORDS", "text_key"]
@@ -320,7 +320,3 @@ def _variants(frames: Mapping[str, Any], label_columns: Sequence[str], schema: A
                                Where(column=column, value=ranked[-1][0]),
                                f"map them to one spelling, e.g. {format_value(ranked[0][0])}"))
     return out
-
-
-def describe(rows: Sequence[int]) -> str:
-    return format_rows(rows)

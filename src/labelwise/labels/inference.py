@@ -38,14 +38,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 from labelwise.labels._cells import Cell, Form, parse_column, parse_columns
 from labelwise.errors import AmbiguousTaskError, LabelError
 from labelwise.findings import Finding, Where, format_rows, format_value
 
-__all__ = ["Task", "TaskInference", "infer_task", "POSITIVE_WORDS", "order_classes"]
+__all__ = ["Task", "LabelFormat", "TaskInference", "infer_task", "POSITIVE_WORDS",
+           "order_classes"]
 
 
 class Task(str, Enum):
@@ -62,6 +63,31 @@ class Task(str, Enum):
     @property
     def single_label(self) -> bool:
         return self in (Task.BINARY, Task.MULTICLASS)
+
+
+class LabelFormat(StrEnum):
+    """How the labels are written in the data (recorded in the schema, checked on every
+    split: a split written another way is refused, LW111)."""
+
+    STRINGS = "strings"  # "pos", "neg"
+    INTS = "ints"  # 0, 3, 2
+    INTEGRAL_FLOATS = "integral_floats"  # 0.0, 1.0
+    BOOLS = "bools"  # True, False
+    FLOATS = "floats"  # 3.1, 2.75 (one regression target)
+    NAME_LISTS = "name_lists"  # ["joy", "anger"]
+    DELIMITED_STRINGS = "delimited_strings"  # "joy|anger" with a label separator
+    ONE_HOT_ROWS = "one_hot_rows"  # [0, 1, 0]
+    ONE_HOT_COLUMNS = "one_hot_columns"  # one 0/1 column per class, one 1 per row
+    MULTI_HOT_ROWS = "multi_hot_rows"  # [1, 0, 1]
+    BINARY_COLUMNS = "binary_columns"  # one 0/1 column per label
+    FLOAT_VECTORS = "float_vectors"  # [0.2, 3.5] (several regression targets)
+    FLOAT_COLUMNS = "float_columns"  # one float column per regression target
+
+    @property
+    def indicators(self) -> bool:
+        """0/1 positions, one per class."""
+        return self in (LabelFormat.ONE_HOT_ROWS, LabelFormat.ONE_HOT_COLUMNS,
+                        LabelFormat.MULTI_HOT_ROWS, LabelFormat.BINARY_COLUMNS)
 
 
 TASK_CHOICES = ("auto", "binary", "multiclass", "multilabel", "regression")
@@ -98,8 +124,7 @@ class TaskInference:
         classes: Ordered classes (empty for regression). For binary, ``classes[1]`` is the
             positive class.
         targets: Regression target names (empty for classification).
-        label_format: The detected format, e.g. ``"strings"``, ``"name_lists"``,
-            ``"one_hot_rows"``, ``"binary_columns"``, ``"float_columns"``.
+        label_format: The detected :class:`LabelFormat`.
         container: How list-like labels were stored (``"json"``, ``"numpy"``...) or
             ``"scalar"``.
         evidence: One sentence that says what was seen and why it means this task.
@@ -109,7 +134,7 @@ class TaskInference:
     task: Task
     classes: tuple[Any, ...]
     targets: tuple[str, ...]
-    label_format: str
+    label_format: LabelFormat
     container: str
     evidence: str
     findings: tuple[Finding, ...] = field(default=())
@@ -273,7 +298,7 @@ class _Inferrer:
         kinds = Counter(c.container for c in self.present if c.form in _LISTS)
         return kinds.most_common(1)[0][0] if kinds else "scalar"
 
-    def result(self, task: Task, classes: Sequence[Any], fmt: str, evidence: str,
+    def result(self, task: Task, classes: Sequence[Any], fmt: LabelFormat, evidence: str,
                targets: Sequence[str] = ()) -> TaskInference:
         return TaskInference(task, tuple(classes), tuple(targets), fmt, self.container(),
                              evidence, tuple(self.findings))
@@ -352,7 +377,7 @@ class _Inferrer:
 
         return _rows_of(self.cells, hit)
 
-    def _single_label(self, found: Counter, fmt: str, what: str) -> TaskInference:
+    def _single_label(self, found: Counter, fmt: LabelFormat, what: str) -> TaskInference:
         """Decide binary / multiclass from a Counter of class values."""
         asked = self.asked
         if asked in (Task.MULTILABEL, Task.REGRESSION):
@@ -404,13 +429,14 @@ class _Inferrer:
             # ["joy", "anger"] with task="multilabel" -> each row is a one-name set
             self._check_explicit(found)
             classes = order_classes(list(found), explicit=self.explicit, binary=False)
-            return self.result(Task.MULTILABEL, classes, "strings",
+            return self.result(Task.MULTILABEL, classes, LabelFormat.STRINGS,
                                "one name per row, read as one-label sets (task multilabel)")
-        return self._single_label(found, "strings", "strings")
+        return self._single_label(found, LabelFormat.STRINGS, "strings")
 
     def _bools(self) -> TaskInference:
         # [True, False, True] -> binary with classes (False, True)
-        return self._single_label(Counter(c.value for c in self.present), "bools", "bools")
+        return self._single_label(Counter(c.value for c in self.present), LabelFormat.BOOLS,
+                                  "bools")
 
     def _numbers(self) -> TaskInference:
         forms = set(self.forms)
@@ -423,7 +449,7 @@ class _Inferrer:
                                 "pass --task regression, or map the values to class ids",
                                 rows, self.cells[rows[0]].value)
             # [3.1, 2.75, 4.0] -> regression on one target
-            return self.result(Task.REGRESSION, (), "floats",
+            return self.result(Task.REGRESSION, (), LabelFormat.FLOATS,
                                f"numeric values in column '{self.col_text}' -> regression",
                                targets=self.columns)
         found = Counter(int(v) for v in values)
@@ -435,9 +461,11 @@ class _Inferrer:
                             "regression target", "pass --task multiclass if they are class "
                             "ids, or --task regression if they are measurements",
                             cls=AmbiguousTaskError)
-        fmt = "ints" if Form.INTEGRAL_FLOAT not in forms else "integral_floats"
+        fmt = LabelFormat.INTS if Form.INTEGRAL_FLOAT not in forms else \
+            LabelFormat.INTEGRAL_FLOATS
         # [0, 1, 1, 0] -> binary; [0, 3, 2, 1] -> multiclass
-        return self._single_label(found, fmt, "ints" if fmt == "ints" else "integral floats")
+        return self._single_label(found, fmt, "ints" if fmt is LabelFormat.INTS
+                                  else "integral floats")
 
     def _integer_matrix(self, width: int, names: Sequence[str] | None) -> None:
         """Rows of whole numbers beyond 0/1 are class ids per column, never regression."""
@@ -479,10 +507,11 @@ class _Inferrer:
                                 f"row(s) of column '{self.col_text}' hold zero or several "
                                 "names", "pass --task multilabel, or give every row exactly "
                                 "one label", bad, self.cells[bad[0]].value)
-            return self._single_label(found, "name_lists", "one-name lists")
+            return self._single_label(found, LabelFormat.NAME_LISTS, "one-name lists")
         if self.asked is Task.REGRESSION:
             raise self.fail("LW120", f"task 'regression' was asked, but column "
-                            f"'{self.col_text}' holds lists of names", _fix_for("name_lists"))
+                            f"'{self.col_text}' holds lists of names",
+                            _fix_for(LabelFormat.NAME_LISTS))
         self._check_explicit(found, kind="name")
         if len(found) < 2 and self.explicit is None:
             value = next(iter(found), None)
@@ -494,7 +523,8 @@ class _Inferrer:
             self.note("LW123", "info", "every row of the list column holds exactly one name",
                       "pass --task multiclass to train a single-label classifier")
         classes = order_classes(list(found), explicit=self.explicit, binary=False)
-        fmt = "delimited_strings" if self.label_sep is not None else "name_lists"
+        fmt = (LabelFormat.DELIMITED_STRINGS if self.label_sep is not None
+               else LabelFormat.NAME_LISTS)
         return self.result(Task.MULTILABEL, classes, fmt, f"lists of names "
                            f"({_CONTAINER_WORDS.get(self.container(), 'lists')}) in column "
                            f"'{self.col_text}' -> multilabel, {len(found)} labels")
@@ -523,14 +553,14 @@ class _Inferrer:
                 raise self.fail("LW120", f"task '{self.asked}' was asked, but column "
                                 f"'{self.col_text}' holds rows of floats",
                                 "pass --task regression, or use 0/1 rows")
-            fmt = "float_columns" if names else "float_vectors"
+            fmt = LabelFormat.FLOAT_COLUMNS if names else LabelFormat.FLOAT_VECTORS
             targets = tuple(str(t) for t in labels)
             return self.result(Task.REGRESSION, (), fmt, f"{width} numeric "
                                f"{'columns' if names else 'values per row'} -> regression "
                                f"with {width} targets", targets=targets)
         sums = [sum(c.value) for c in self.present]
         single = all(s == 1 for s in sums)
-        fmt_multi = "binary_columns" if names else "multi_hot_rows"
+        fmt_multi = LabelFormat.BINARY_COLUMNS if names else LabelFormat.MULTI_HOT_ROWS
         if self.asked is Task.MULTILABEL or (self.asked is None and not single):
             # [[1, 0, 1], [0, 0, 0]] -> multilabel
             return self.result(Task.MULTILABEL, labels, fmt_multi, f"0/1 "
@@ -559,7 +589,7 @@ class _Inferrer:
             self.note("LW128", "info", f"one-hot rows (exactly one 1 in each of width {width}) "
                       f"read as single-label {task}", "pass --task multilabel if a row may "
                       "carry several labels")
-        fmt = "one_hot_columns" if names else "one_hot_rows"
+        fmt = LabelFormat.ONE_HOT_COLUMNS if names else LabelFormat.ONE_HOT_ROWS
         return self.result(task, labels, fmt, f"one-hot {'columns' if names else 'rows'} of "
                            f"width {width} -> {task}")
 
@@ -570,7 +600,7 @@ def _scalar(cell: Cell) -> Any:
     return cell.value
 
 
-def _fix_for(fmt: str) -> str:
-    if fmt in ("strings", "bools", "name_lists"):
+def _fix_for(fmt: LabelFormat) -> str:
+    if fmt in (LabelFormat.STRINGS, LabelFormat.BOOLS, LabelFormat.NAME_LISTS):
         return "pass --task binary or --task multiclass (or auto), or choose a numeric column"
     return "pass --task auto to let labelwise decide"

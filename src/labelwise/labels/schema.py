@@ -19,27 +19,27 @@ import numpy as np
 
 from labelwise.labels._cells import Cell, Form, parse_cell, parse_column, parse_columns
 from labelwise.errors import LabelError, SchemaMismatchError
-from labelwise.findings import Where, format_rows, format_value
-from labelwise.labels.inference import Task, TaskInference, infer_task
+from labelwise.findings import Where, format_value
+from labelwise.labels.inference import LabelFormat, Task, TaskInference, infer_task
 
 __all__ = ["LabelSchema", "infer_schema", "SCHEMA_VERSION", "COMPATIBLE_FORMS"]
 
 SCHEMA_VERSION = 1
 # Cell forms each label format accepts; anything else is of another form (LW111).
-COMPATIBLE_FORMS = {
-    "strings": {Form.STRING},
-    "ints": {Form.INT, Form.INTEGRAL_FLOAT},
-    "integral_floats": {Form.INT, Form.INTEGRAL_FLOAT},
-    "bools": {Form.BOOL},
-    "floats": {Form.INT, Form.INTEGRAL_FLOAT, Form.FLOAT},
-    "name_lists": {Form.NAMES, Form.EMPTY_LIST},
-    "delimited_strings": {Form.NAMES, Form.EMPTY_LIST},
-    "one_hot_rows": {Form.INDICATOR},
-    "one_hot_columns": {Form.INDICATOR},
-    "multi_hot_rows": {Form.INDICATOR},
-    "binary_columns": {Form.INDICATOR},
-    "float_vectors": {Form.VECTOR, Form.INDICATOR},
-    "float_columns": {Form.VECTOR, Form.INDICATOR},
+COMPATIBLE_FORMS: dict[LabelFormat, set[Form]] = {
+    LabelFormat.STRINGS: {Form.STRING},
+    LabelFormat.INTS: {Form.INT, Form.INTEGRAL_FLOAT},
+    LabelFormat.INTEGRAL_FLOATS: {Form.INT, Form.INTEGRAL_FLOAT},
+    LabelFormat.BOOLS: {Form.BOOL},
+    LabelFormat.FLOATS: {Form.INT, Form.INTEGRAL_FLOAT, Form.FLOAT},
+    LabelFormat.NAME_LISTS: {Form.NAMES, Form.EMPTY_LIST},
+    LabelFormat.DELIMITED_STRINGS: {Form.NAMES, Form.EMPTY_LIST},
+    LabelFormat.ONE_HOT_ROWS: {Form.INDICATOR},
+    LabelFormat.ONE_HOT_COLUMNS: {Form.INDICATOR},
+    LabelFormat.MULTI_HOT_ROWS: {Form.INDICATOR},
+    LabelFormat.BINARY_COLUMNS: {Form.INDICATOR},
+    LabelFormat.FLOAT_VECTORS: {Form.VECTOR, Form.INDICATOR},
+    LabelFormat.FLOAT_COLUMNS: {Form.VECTOR, Form.INDICATOR},
 }
 
 
@@ -59,8 +59,7 @@ class LabelSchema:
         classes: Ordered class values as found in the data (str, int or bool). For binary,
             ``classes[1]`` is the positive class.
         targets: Regression target names, in output order.
-        label_format: Detected format (``"strings"``, ``"ints"``, ``"name_lists"``,
-            ``"one_hot_rows"``, ``"binary_columns"``, ``"float_columns"``...).
+        label_format: How the labels are written (:class:`LabelFormat`).
         columns: Source label column(s).
         label_sep: Separator of delimited label strings, if any.
         container: How list labels were stored (``"json"``, ``"numpy"``, ``"list"``...).
@@ -70,7 +69,7 @@ class LabelSchema:
     task: Task
     classes: tuple[Any, ...]
     targets: tuple[str, ...]
-    label_format: str
+    label_format: LabelFormat
     columns: tuple[str, ...]
     label_sep: str | None = None
     container: str = "scalar"
@@ -80,6 +79,7 @@ class LabelSchema:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", Task(self.task))
+        object.__setattr__(self, "label_format", LabelFormat(self.label_format))
         object.__setattr__(self, "classes", tuple(_plain(c) for c in self.classes))
         object.__setattr__(self, "targets", tuple(str(t) for t in self.targets))
         object.__setattr__(self, "columns", tuple(self.columns))
@@ -128,7 +128,7 @@ class LabelSchema:
     # -- canonical values ------------------------------------------------------------------
     def accepts(self, form: Form) -> bool:
         """Whether a cell of this form can hold a label of this schema's format."""
-        if self.task is Task.MULTILABEL and self.label_format == "strings":
+        if self.task is Task.MULTILABEL and self.label_format is LabelFormat.STRINGS:
             return form in (Form.STRING, Form.NAMES, Form.EMPTY_LIST)
         return form in COMPATIBLE_FORMS.get(self.label_format, ())
 
@@ -162,8 +162,7 @@ class LabelSchema:
             if len(value) != len(self.targets):
                 raise ValueError("width")
             return tuple(float(v) for v in value)
-        if self.label_format in ("one_hot_rows", "one_hot_columns", "multi_hot_rows",
-                                 "binary_columns"):
+        if self.label_format.indicators:
             if form is not Form.INDICATOR or len(value) != len(self.classes):
                 raise ValueError(form.value if form is not Form.INDICATOR else "width")
             hot = tuple(self.classes[i] for i, v in enumerate(value) if v)
@@ -403,7 +402,3 @@ def infer_schema(
     inference = infer_task(values, column=names if len(names) > 1 else names[0], task=task,
                            classes=classes, label_sep=label_sep, positive=positive)
     return LabelSchema.from_inference(inference, columns=names, label_sep=label_sep)
-
-
-def describe_rows(rows: Sequence[int]) -> str:
-    return format_rows(rows)

@@ -18,11 +18,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from labelwise.errors import DataError, LabelwiseError
+from labelwise.errors import LabelwiseError
+from labelwise.outputs.names import CARD as CARD_NAME
+from labelwise.outputs.names import MANIFEST, not_a_model_dir
+from labelwise.data.inspection import distribution as label_counts, inspect_recorded
+from labelwise.plan.model_ref import DEFAULT_NAME
 
 __all__ = ["CARD_NAME", "render_model_card", "write_model_card"]
-
-CARD_NAME = "README.md"
 _DIR = "path/to/this/model"
 
 
@@ -45,20 +47,14 @@ def write_model_card(model_dir: str | Path, *, plan: Any = None,
         DataError: ``model_dir`` holds no ``labelwise.json``.
     """
     path = Path(model_dir)
-    manifest_file = path / "labelwise.json"
+    manifest_file = path / MANIFEST
     if not manifest_file.exists():
-        raise DataError("not a labelwise model directory (no labelwise.json)",
-                        where=f"file {path}", fix="pass a directory written by labelwise "
-                        "train or the best/ directory of labelwise tune", code="LW403")
+        raise not_a_model_dir(path)
     manifest = json.loads(manifest_file.read_text())
     why = ""
     if distribution is None and plan is not None:
-        from labelwise.data.inspection import distribution as label_counts
-
         distribution = label_counts(plan.data)
     if distribution is None:
-        from labelwise.data.inspection import inspect_recorded
-
         try:
             distribution = inspect_recorded(manifest).distribution
         except LabelwiseError as err:
@@ -101,8 +97,6 @@ def render_model_card(manifest: Mapping[str, Any], *,
 
 
 def _base_model(model: Mapping[str, Any]) -> tuple[str | None, str]:
-    from labelwise.plan.model_ref import DEFAULT_NAME
-
     name = model.get("name_or_path")
     if model.get("default"):
         link = f"[{DEFAULT_NAME}](https://huggingface.co/{DEFAULT_NAME})"

@@ -26,13 +26,14 @@ from typing import Any
 
 from labelwise.errors import SchemaMismatchError
 from labelwise.labels.schema import LabelSchema
+from labelwise.outputs.names import CARD, MANIFEST, METRICS, MODEL_CONFIG, REPORT, TRAIN_LOG
+from labelwise.outputs.model_card import write_model_card
 
 __all__ = ["partial_dir", "publish", "save_model_dir", "read_manifest", "versions",
            "MANIFEST", "REPORT_NAME", "model_dir_files"]
 
-MANIFEST = "labelwise.json"
-REPORT_NAME = "report.html"  # written into the output dir by labelwise.report.html
-_WRITTEN_HERE = (MANIFEST, "metrics.json", "train_log.jsonl", "README.md")
+REPORT_NAME = REPORT  # written into the output dir by labelwise.report.html
+_WRITTEN_HERE = (MANIFEST, METRICS, TRAIN_LOG, CARD)
 
 
 def model_dir_files(path: Path) -> list[str]:
@@ -100,13 +101,10 @@ def save_model_dir(path: Path, *, plan: Any, model: Any, tokenizer: Any,
         **(extra or {}),
     }
     (path / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
-    (path / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default)
-                                       + "\n")
-    with (path / "train_log.jsonl").open("w") as fh:
+    (path / METRICS).write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
+    with (path / TRAIN_LOG).open("w") as fh:
         for record in log_history:
             fh.write(json.dumps(record, default=_json_default) + "\n")
-    from labelwise.outputs.model_card import write_model_card
-
     write_model_card(path, plan=plan)  # README.md, the Hugging Face model card
     return path
 
@@ -133,7 +131,7 @@ def read_manifest(model_dir: str | Path) -> tuple[dict[str, Any], LabelSchema]:
     model_dir = Path(model_dir)
     manifest = json.loads((model_dir / MANIFEST).read_text())
     schema = LabelSchema.from_dict(manifest["schema"])
-    config = json.loads((model_dir / "config.json").read_text())
+    config = json.loads((model_dir / MODEL_CONFIG).read_text())
     id2label = {int(k): v for k, v in (config.get("id2label") or {}).items()}
     contract = manifest["contract"]
     if contract["num_labels"] == 1 and schema.task.value == "binary":

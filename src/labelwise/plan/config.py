@@ -44,9 +44,6 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-Scalar = str | int | float | bool
-
-
 class DataConfig(_Section):
     """Where the data is and how to read its labels."""
 

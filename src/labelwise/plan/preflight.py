@@ -11,14 +11,16 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from labelwise.data.auditing import audit
 from labelwise.plan.config import RunConfig
 from labelwise.plan.device import Compute, DeviceFacts, compute_findings
-from labelwise.plan.contract import METRICS, ContractOptions, HeadContract, derive_contract
+from labelwise.plan.contract import (METRICS, ContractOptions, DecisionRule, HeadContract,
+                                     derive_contract)
 from labelwise.data.loading import LoadedData, load_splits
-from labelwise.errors import LabelwiseError, PreflightError
+from labelwise.errors import ConfigError, LabelwiseError, PreflightError
 from labelwise.findings import Finding, Findings, Where
 from labelwise.labels.inference import Task
 from labelwise.plan.model_ref import ModelRef, model_findings, resolve_model
@@ -27,7 +29,7 @@ from labelwise.plan.space import apply_params, check_space, space_points
 from labelwise.plan.truncation import measure_truncation, truncation_findings
 
 __all__ = ["Decision", "Plan", "preflight", "contract_options", "default_objective",
-           "threshold_metric", "embedding_rows", "head_bias"]
+           "threshold_metric", "embedding_rows", "head_bias", "EmbeddingRows", "HeadBias"]
 
 logger = logging.getLogger("labelwise")
 
@@ -37,6 +39,20 @@ DEFAULT_OBJECTIVES = {
     Task.MULTILABEL: ("macro_f1", "maximize"),
     Task.REGRESSION: ("pearson", "maximize"),
 }
+
+
+class EmbeddingRows(StrEnum):
+    """Which word-embedding rows training updates."""
+
+    ALL = "all"
+    SEEN = "tokens in train and valid"
+
+
+class HeadBias(StrEnum):
+    """Where a new head's output bias starts."""
+
+    PRIOR = "training prior"
+    MODEL = "model init"
 
 
 @dataclass(frozen=True)
@@ -53,7 +69,12 @@ class Decision:
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything derived from the config, kept apart from it (the config is not mutated)."""
+    """Everything derived from the config, kept apart from it (the config is not mutated).
+
+    ``threshold_metric``, ``head_bias`` and ``embedding_rows`` are the resolved values
+    training reads; ``decisions`` says each derived value and why. All of them follow
+    ``config``: a trial's plan is :meth:`for_trial`, never the base plan with another config.
+    """
 
     config: RunConfig
     data: LoadedData
@@ -62,25 +83,51 @@ class Plan:
     model: ModelRef
     objective: tuple[str, str]
     decisions: tuple[Decision, ...]
+    threshold_metric: str  # what binary and multilabel thresholds maximise on validation
+    head_bias: HeadBias
+    embedding_rows: EmbeddingRows
     findings: Findings = field(default_factory=Findings)
     source: str | None = None
+    train_counts: tuple[Counter, int] | None = field(default=None, repr=False, compare=False)
     # the device and precision (None: resolved when training starts, see plan.device)
     compute: Compute | None = None
-
-    @property
-    def threshold_metric(self) -> str:
-        """What binary and multilabel thresholds maximise on validation."""
-        return threshold_metric(self.config, self.objective)[0]
+    # decisions measured on the machine and the data at preflight (device, precision, the
+    # share of truncated rows), carried into every trial's plan
+    measured: tuple[Decision, ...] = ()
 
     @property
     def head_bias_at_prior(self) -> bool:
         """A new head's output bias starts at the training prior (else the model's init)."""
-        return head_bias(self.config, self.contract.activation)[0] == "training prior"
+        return self.head_bias is HeadBias.PRIOR
 
     @property
     def cuts_embedding_rows(self) -> bool:
         """Training updates only the word-embedding rows of tokens in train and valid."""
-        return embedding_rows(self.config)[0] != "all"
+        return self.embedding_rows is EmbeddingRows.SEEN
+
+    def for_trial(self, config: RunConfig) -> Plan:
+        """The plan of one trial of a search: ``config`` (the base config with the trial's
+        params applied), its contract re-derived and every decision recomputed from it.
+        Data, schema, model and objective are the search's (a search space cannot change
+        them).
+
+        Raises:
+            ConfigError: ``config`` reads other data or another base model (LW315).
+            LabelwiseError: The trial's config gives no valid contract.
+        """
+        mine, theirs = self.config.model, config.model
+        if config.data != self.config.data or (mine.name_or_path, mine.revision) != (
+                theirs.name_or_path, theirs.revision):
+            raise ConfigError("a trial's config reads other data or another base model than "
+                              "its search", fix="change only hyperparameters between trials",
+                              code="LW315")
+        counts, n_rows = self.train_counts or class_counts(self.data)
+        contract = derive_contract(self.schema, contract_options(config), class_counts=counts,
+                                   n_rows=n_rows)
+        return _resolve(config, self.data, contract, self.model, self.objective,
+                        findings=self.findings, source=self.source,
+                        train_counts=(counts, n_rows), compute=self.compute,
+                        measured=self.measured)
 
     def lines(self) -> list[str]:
         return [str(d) for d in self.decisions]
@@ -207,13 +254,28 @@ def preflight(config: RunConfig, *, source: str | None = None, search: bool = Fa
     findings = Findings(found)
     if findings.errors or contract is None or model is None:
         raise PreflightError(findings)
-    decisions = _decisions(config, data, contract, model, objective)
+    measured: list[Decision] = []
     if truncation is not None:
-        decisions.append(Decision("max_length", config.model.max_length,
-                                  f"rows truncated: {truncation.summary()}"))
-    decisions += _compute_decisions(config, compute, facts)
-    return Plan(config, data, schema, contract, model, objective, tuple(decisions), findings,
-                source, compute)
+        measured.append(Decision("max_length", config.model.max_length,
+                                 f"rows truncated: {truncation.summary()}"))
+    measured += _compute_decisions(config, compute, facts)
+    return _resolve(config, data, contract, model, objective, findings=findings,
+                    source=source, train_counts=(counts, n_rows), compute=compute,
+                    measured=tuple(measured))
+
+
+def _resolve(config: RunConfig, data: LoadedData, contract: HeadContract, model: ModelRef,
+             objective: tuple[str, str], *, findings: Findings, source: str | None,
+             train_counts: tuple[Counter, int], compute: Compute | None = None,
+             measured: tuple[Decision, ...] = ()) -> Plan:
+    """The plan of ``config``: every decision derived from it, once."""
+    return Plan(config=config, data=data, schema=data.schema, contract=contract, model=model,
+                objective=objective,
+                decisions=(*_decisions(config, data, contract, model, objective), *measured),
+                threshold_metric=threshold_metric(config, objective)[0],
+                head_bias=head_bias(config, contract.activation)[0],
+                embedding_rows=embedding_rows(config)[0], findings=findings, source=source,
+                train_counts=train_counts, compute=compute, measured=measured)
 
 
 def _model_only(config: RunConfig, source: str | None) -> list[Finding]:
@@ -298,7 +360,7 @@ def _decisions(config: RunConfig, data: LoadedData, contract: HeadContract, mode
     ]
     if contract.uses_thresholds:
         metric, why = threshold_metric(config, objective)
-        per = " per label" if contract.decision_rule == "per_label_thresholds" else ""
+        per = " per label" if contract.decision_rule is DecisionRule.PER_LABEL_THRESHOLDS else ""
         out.append(Decision("thresholds", f"max {'F1' if metric == 'f1' else metric}{per} "
                             "on validation", why))
     if contract.class_weights:
@@ -342,14 +404,16 @@ def _compute_decisions(config: RunConfig, compute: Compute | None,
     return out
 
 
-def embedding_rows(config: RunConfig) -> tuple[str, str]:
-    """Which word-embedding rows training updates, and why (see ``labelwise.training.embedding_rows``)."""
+def embedding_rows(config: RunConfig) -> tuple[EmbeddingRows, str]:
+    """Which word-embedding rows training updates, and why (see
+    ``labelwise.training.embedding_rows``)."""
     t = config.train
     if t.embedding_rows == "all":
-        return "all", "config (train.embedding_rows: all)"
+        return EmbeddingRows.ALL, "config (train.embedding_rows: all)"
     if t.weight_decay > 0:
-        return "all", f"weight decay {t.weight_decay} moves the rows no batch uses too"
-    return ("tokens in train and valid", "no other row gets a gradient, and AdamW at weight "
+        return EmbeddingRows.ALL, (f"weight decay {t.weight_decay} moves the rows no batch "
+                                   "uses too")
+    return (EmbeddingRows.SEEN, "no other row gets a gradient, and AdamW at weight "
             "decay 0 leaves them as they are")
 
 
@@ -358,7 +422,7 @@ _PRIOR = {"sigmoid": "log-odds of each label's training frequency",
           "identity": "each target's training mean"}
 
 
-def head_bias(config: RunConfig, activation: str) -> tuple[str, str]:
+def head_bias(config: RunConfig, activation: str) -> tuple[HeadBias, str]:
     """Where a new head's output bias starts, and why (see ``labelwise.training.heads``).
 
     ``auto`` starts sigmoid and regression heads at the training prior: a sigmoid head at
@@ -370,13 +434,13 @@ def head_bias(config: RunConfig, activation: str) -> tuple[str, str]:
     """
     chosen = config.model.head_bias
     if chosen == "prior":
-        return "training prior", f"config (model.head_bias: prior): {_PRIOR[activation]}"
+        return HeadBias.PRIOR, f"config (model.head_bias: prior): {_PRIOR[activation]}"
     if chosen == "model":
-        return "model init", "config (model.head_bias: model)"
+        return HeadBias.MODEL, "config (model.head_bias: model)"
     if activation == "softmax":
-        return "model init", ("softmax head: the prior would start rare classes far below "
+        return HeadBias.MODEL, ("softmax head: the prior would start rare classes far below "
                               "the rest")
-    return "training prior", _PRIOR[activation]
+    return HeadBias.PRIOR, _PRIOR[activation]
 
 
 def _head_decisions(config: RunConfig, *, new_head: bool, activation: str) -> list[Decision]:

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from labelwise.outputs.names import SEARCH_SUMMARY, STUDY_DB, TRIALS, TUNE_MARKER
+
 __all__ = [
     "PLOT_CONFIG", "confusion", "esc", "fmt", "importances", "kv_table", "label_distribution",
     "note", "objective_history", "parallel", "per_label", "plot_div", "regression_histograms",
@@ -296,13 +298,13 @@ def search_sections(output_dir: Path, manifest: Mapping[str, Any]) -> list[Secti
     """
     import pandas as pd
 
-    info, summary = _json(output_dir / "tune.json"), _json(output_dir / "search.json")
+    info, summary = _json(output_dir / TUNE_MARKER), _json(output_dir / SEARCH_SUMMARY)
     planned = (manifest.get("plan") or {}).get("objective") or {}
     metric, direction = summary.get("objective") or [planned.get("metric", "value"),
                                                      planned.get("direction", "maximize")]
-    csv = output_dir / "trials.csv"
+    csv = output_dir / TRIALS
     if not csv.exists():
-        return [("search", "Search", note("trials.csv is missing: no search run has "
+        return [("search", "Search", note(f"{TRIALS} is missing: no search run has "
                                           "finished in this directory yet"))]
     frame = pd.read_csv(csv)
     done = frame[(frame["state"] == "COMPLETE") & frame["value"].notna()].sort_values("number")
@@ -349,7 +351,7 @@ def _importance_html(output_dir: Path, info: Mapping[str, Any], summary: Mapping
     except ImportError:
         return note("parameter importances need optuna: pip install 'labelwise[tune]'")
     url = (info.get("storage") or summary.get("storage")
-           or f"sqlite:///{(output_dir / 'study.db').resolve()}")
+           or f"sqlite:///{(output_dir / STUDY_DB).resolve()}")
     name = info.get("study") or summary.get("study") or "labelwise"
     storage: Any = url
     if url.startswith("journal://"):

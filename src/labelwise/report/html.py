@@ -31,14 +31,20 @@ from typing import Any
 
 import numpy as np
 
-from labelwise.report._plots import esc, fmt, kv_table, note, table
+from labelwise.report._plots import esc, fmt, kv_table, note, search_sections, table
 from labelwise.data.inspection import inspect_recorded
 from labelwise.errors import DataError, LabelwiseError, MissingDependencyError
-from labelwise.outputs.model_dir import REPORT_NAME
+from labelwise.outputs.names import (BEST_DIR, MANIFEST, METRICS, REPORT, TRAIN_LOG,
+                                     TUNE_MARKER, not_an_output_dir)
+from labelwise.labels.schema import LabelSchema
+from labelwise.training.predict import predict
+from labelwise.report import _plots
+from labelwise.scoring.thresholds import threshold_curve
 
 __all__ = ["MAX_THRESHOLD_LABELS", "REPORT_NAME", "write_report"]
 
 logger = logging.getLogger("labelwise")
+REPORT_NAME = REPORT
 MAX_THRESHOLD_LABELS = 12
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222}
@@ -89,8 +95,6 @@ def write_report(output_dir: str | Path, *, path: str | Path | None = None) -> P
     run = _read_run(Path(output_dir).expanduser())
     sections: list[tuple[str, str, str]] = []
     if run.kind == "search":
-        from labelwise.report._plots import search_sections
-
         sections += search_sections(run.output_dir, run.manifest)
     if run.kind == "search" and run.model_dir is not None:
         trial = run.manifest.get("trial")
@@ -118,23 +122,20 @@ def _read_run(out: Path) -> _Run:
     if not out.is_dir():
         raise DataError("output directory not found", where=f"file {out}", fix=fix,
                         code="LW403")
-    if (out / "tune.json").exists():
-        best = out / "best"
-        run = _Run(out, "search", best if (best / "labelwise.json").exists() else None)
-    elif (out / "labelwise.json").exists():
+    if (out / TUNE_MARKER).exists():
+        best = out / BEST_DIR
+        run = _Run(out, "search", best if (best / MANIFEST).exists() else None)
+    elif (out / MANIFEST).exists():
         run = _Run(out, "train", out)
     else:
-        raise DataError("not a labelwise output directory (no labelwise.json or tune.json)",
-                        where=f"file {out}", fix=fix, code="LW403")
+        raise not_an_output_dir(out)
     if run.model_dir is None:
         return run
-    from labelwise.labels.schema import LabelSchema
-
-    run.manifest = json.loads((run.model_dir / "labelwise.json").read_text())
+    run.manifest = json.loads((run.model_dir / MANIFEST).read_text())
     run.schema = LabelSchema.from_dict(run.manifest["schema"])
-    metrics_file = run.model_dir / "metrics.json"
+    metrics_file = run.model_dir / METRICS
     run.metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-    log_file = run.model_dir / "train_log.jsonl"
+    log_file = run.model_dir / TRAIN_LOG
     if log_file.exists():
         run.log = [json.loads(line) for line in log_file.read_text().splitlines() if line]
     _inspect(run)
@@ -174,8 +175,6 @@ def _split_data(run: _Run, *splits: str) -> tuple[str, Any] | None:
 
 def _predict(run: _Run, split: str, data: Any) -> tuple[np.ndarray, np.ndarray]:
     """Scores of the model on one split and the split's encoded targets."""
-    from labelwise.training.predict import predict
-
     assert run.model_dir is not None  # the model sections run only with a model
     pair = data.text_pair_column
     pairs = [str(t) for t in data.frames[split][pair]] if pair else None
@@ -188,8 +187,6 @@ def _predict(run: _Run, split: str, data: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _model_sections(run: _Run) -> list[tuple[str, str, str]]:
-    from labelwise.report import _plots
-
     schema, task = run.schema, run.schema.task.value
     objective = (run.manifest.get("plan") or {}).get("objective") or {}
     out = [("schema", "Labels and audit", _schema_html(run)),
@@ -206,19 +203,19 @@ def _model_sections(run: _Run) -> list[tuple[str, str, str]]:
     out.append(("distribution", "Label distribution", body))
     fig = _plots.training_curves(run.log, str(objective.get("metric", "loss")))
     out.append(("curves", "Training curves", _plots.plot_div(fig, "plot-curves", "curves")
-                if fig is not None else note("train_log.jsonl holds no loss or evaluation")))
+                if fig is not None else note(f"{TRAIN_LOG} holds no loss or evaluation")))
     split = "test" if "test" in run.metrics else "valid" if "valid" in run.metrics else None
     m = run.metrics.get(split or "", {})
     if task in ("binary", "multiclass"):
         body = (_plots.plot_div(_plots.confusion(m["confusion_matrix"], schema.label_names,
                                                  split or ""), "plot-confusion", "confusion",
                                 height=max(420, 60 + 40 * schema.num_labels))
-                if "confusion_matrix" in m else note("metrics.json holds no confusion matrix"))
+                if "confusion_matrix" in m else note(f"{METRICS} holds no confusion matrix"))
         out.append(("confusion", "Confusion matrix", body))
     if task == "multilabel":
         body = (_plots.plot_div(_plots.per_label(m["per_label"], split or ""),
                                 "plot-per-label", "per-label")
-                if "per_label" in m else note("metrics.json holds no per-label table"))
+                if "per_label" in m else note(f"{METRICS} holds no per-label table"))
         out.append(("per-label", "Per-label precision, recall and F1", body))
     if task == "regression":
         out.append(("regression", "Predicted vs true", _regression_html(run)))
@@ -277,8 +274,6 @@ def _regression_values(run: _Run) -> dict[str, np.ndarray]:
 
 
 def _regression_html(run: _Run) -> str:
-    from labelwise.report import _plots
-
     found = _split_data(run, "test", "valid")
     if found is None:
         return note("no test or validation data to predict on")
@@ -292,9 +287,6 @@ def _regression_html(run: _Run) -> str:
 
 
 def _thresholds_html(run: _Run) -> str:
-    from labelwise.report import _plots
-    from labelwise.scoring.thresholds import threshold_curve
-
     s, saved = run.schema, run.manifest.get("thresholds")
     names = [str(s.positive)] if s.task.value == "binary" else list(s.label_names)
     values = list(saved["values"]) if saved else [0.5] * len(names)

@@ -16,11 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from labelwise.errors import ConfigError, DataError
+from labelwise.errors import ConfigError
 from labelwise.labels.schema import LabelSchema
 from labelwise.outputs.model_dir import read_manifest
-from labelwise.plan.contract import HeadContract
+from labelwise.outputs.names import MANIFEST, not_a_model_dir
+from labelwise.plan.contract import DecisionRule, HeadContract
 from labelwise.scoring.decisions import decide, scores_from_logits
+from labelwise.training.tokens import encode_texts
 
 __all__ = ["Predictions", "LoadedModel", "load_model", "predict"]
 
@@ -100,22 +102,20 @@ def load_model(model_dir: str | Path) -> LoadedModel:
         SchemaMismatchError: ``labelwise.json`` and ``config.json`` disagree.
     """
     path = Path(model_dir).expanduser().resolve()
-    if not (path / "labelwise.json").exists():
-        raise DataError("not a labelwise model directory (no labelwise.json)",
-                        where=f"file {path}", fix="pass a directory written by labelwise train "
-                        "or the best/ directory of labelwise tune", code="LW403")
-    return _load(str(path), (path / "labelwise.json").stat().st_mtime_ns)
+    if not (path / MANIFEST).exists():
+        raise not_a_model_dir(path)
+    return _load(str(path), (path / MANIFEST).stat().st_mtime_ns)
 
 
 def _threshold_values(loaded: LoadedModel, override: Any) -> tuple[float, ...] | None:
-    contract = loaded.contract
-    if contract["decision_rule"] not in ("threshold", "per_label_thresholds"):
+    rule = DecisionRule(loaded.contract["decision_rule"])
+    if not rule.uses_thresholds:
         if override is not None:
             raise ConfigError(f"thresholds do not apply to a {loaded.schema.task} model",
                               fix="drop --threshold", code="LW340")
         return None
     names = list(loaded.schema.label_names)
-    width = 1 if contract["decision_rule"] == "threshold" else len(names)
+    width = 1 if rule is DecisionRule.THRESHOLD else len(names)
     if override is None:
         saved = loaded.manifest.get("thresholds")
         return tuple(saved["values"]) if saved else (0.5,) * width
@@ -167,7 +167,6 @@ def predict(model_dir: str | Path, texts: Sequence[str], *,
     """
     from labelwise.training.device import resolve_device
     from labelwise.training.forward import predict_logits
-    from labelwise.training.tokens import encode_texts
 
     target = resolve_device(device)
     loaded = load_model(model_dir)

@@ -24,12 +24,15 @@ import numpy as np
 
 from labelwise.training._memory import frozen_heap, trim_heap
 from labelwise.outputs.model_dir import save_model_dir
+from labelwise.outputs.names import RESUME_PLAN, no_output_dir
 from labelwise.plan.config import RunConfig, load_config
 from labelwise.errors import ConfigError, SchemaMismatchError
 from labelwise.plan.preflight import Plan, preflight
 from labelwise.scoring.thresholds import Thresholds
 from labelwise.training.tokens import Encoded, encode_texts
 from labelwise.plan.contract import to_targets
+from labelwise.training.heads import init_head_bias, new_parameters, reinit_head
+from labelwise.scoring.evaluation import evaluate_logits
 
 __all__ = ["TrainResult", "Prepared", "train", "prepare", "build_model", "fit",
            "final_metrics", "set_threads"]
@@ -124,8 +127,6 @@ def prepare(plan: Plan, *, max_length: int | None = None, use_cache: bool = True
 
 def load_base_state(plan: Plan) -> dict[str, Any]:
     """The pretrained weights without the new head, loaded once and kept in memory."""
-    from labelwise.training.heads import new_parameters
-
     model, info = build_model(plan, loading_info=True)
     head = new_parameters(model, loading_info=info)
     return {k: v.detach().clone() for k, v in model.state_dict().items() if k not in head}
@@ -234,8 +235,6 @@ def _new_model(prepared: Prepared, plan: Plan) -> tuple[Any, set[str]]:
     starts at the training prior when the plan says so (``Plan.head_bias_at_prior``)."""
     from transformers import set_seed
 
-    from labelwise.training.heads import init_head_bias, new_parameters, reinit_head
-
     cfg = plan.config
     set_seed(cfg.train.seed)  # the new head's initial weights follow the run's seed
     if prepared.base_state is not None:
@@ -277,7 +276,6 @@ def fit(prepared: Prepared, *, plan: Plan | None = None, work: Path,
     from transformers import PrinterCallback, TrainerCallback
 
     from labelwise.training.batching import EncodedDataset, pad_stats
-    from labelwise.scoring.evaluation import evaluate_logits
     from labelwise.training.trainer import LabelwiseTrainer, StepTimer, collator_for
 
     plan = plan or prepared.plan
@@ -344,7 +342,6 @@ def final_metrics(prepared: Prepared, model: Any, *, plan: Plan | None = None,
 
     ``valid_eval`` (logits and targets of the last evaluation, in any row order)
     saves a forward pass; ``thresholds`` skips tuning."""
-    from labelwise.scoring.evaluation import evaluate_logits
     from labelwise.training.forward import predict_logits
 
     plan = plan or prepared.plan
@@ -391,15 +388,14 @@ def _output_dir(cfg: RunConfig, overwrite: bool, resume: bool,
                                           work_dir)
 
     if not cfg.output_dir:
-        raise ConfigError("no output directory given", fix="set output_dir in the config or "
-                          "pass --output-dir", code="LW330")
+        raise no_output_dir()
     out = check_output_dir(cfg.output_dir)
     work = work_dir(out)
     if resume and (work / SWAP_STATE).exists():
         return out, True  # a model was being moved into place: finish that
-    if resume and (work / "plan.json").exists():
+    if resume and (work / RESUME_PLAN).exists():
         with contextlib.suppress(OSError, ValueError):
-            overwrite = overwrite or bool(json.loads((work / "plan.json").read_text())
+            overwrite = overwrite or bool(json.loads((work / RESUME_PLAN).read_text())
                                           .get("overwrite"))
     inputs = [cfg.data.train, cfg.data.valid, cfg.data.test, cfg.model.name_or_path, source]
     check_replaceable(out, overwrite=overwrite, markers=[MANIFEST],
@@ -413,7 +409,7 @@ def _resume_point(work: Path, plan: Plan, resume: bool) -> str | None:
 
     from labelwise.outputs.safety import is_complete
 
-    marker = work / "plan.json"
+    marker = work / RESUME_PLAN
     if not resume:
         if work.exists():
             logger.info("removing the unfinished run in %s (pass --resume to continue it)", work)
@@ -565,7 +561,7 @@ def _finish_interrupted(work: Path, out: Path, plan: Plan, resume: bool
         logger.info("finished publishing the model a previous run saved in %s", work)
         shutil.rmtree(work, ignore_errors=True)
         return _saved_result(out, plan)
-    if resume and final.is_dir() and (work / "plan.json").exists():  # died publishing
+    if resume and final.is_dir() and (work / RESUME_PLAN).exists():  # died publishing
         _resume_point(work, plan, resume)  # the same data and labels, or refused
         logger.info("publishing the model a previous run saved in %s", final)
         saved = _saved_result(final, plan)
@@ -584,7 +580,7 @@ def _started(group: Any, work: Path, plan: Plan, overwrite: bool) -> bool:
     def start() -> bool:
         with disk_full_errors(work):
             work.mkdir(parents=True, exist_ok=True)
-            write_atomic(work / "plan.json", json.dumps({
+            write_atomic(work / RESUME_PLAN, json.dumps({
                 "schema": plan.schema.fingerprint,
                 "data": plan.to_dict()["data_fingerprints"], "overwrite": overwrite}))
         return True

@@ -7,7 +7,6 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from transformers import Trainer, TrainerCallback
@@ -164,11 +163,6 @@ def clip_gradients(parameters: Iterable[torch.Tensor], max_norm: float) -> torch
     if bool(max_norm / (norm + 1e-6) < 1.0):  # clip_grad_norm_'s factor, clamped at 1
         torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm, foreach=True)
     return norm
-
-
-def make_datasets(train: Any, valid: Any, targets: dict[str, np.ndarray]) -> tuple[
-        EncodedDataset, EncodedDataset]:
-    return EncodedDataset(train, targets["train"]), EncodedDataset(valid, targets["valid"])
 
 
 def steps_per_epoch(n_rows: int, batch_size: int, accumulation: int) -> int:

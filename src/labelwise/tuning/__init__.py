@@ -16,13 +16,16 @@ from pathlib import Path
 from labelwise.plan.config import RunConfig, load_config
 from labelwise.errors import ConfigError
 from labelwise.outputs.safety import clear_dir, hold_output
+from labelwise.outputs.names import TUNE_MARKER, no_output_dir
 from labelwise.plan.preflight import preflight
 from labelwise.tuning._base import SearchBackend, SearchResult, TrialRecord
+from labelwise.plan.space import search_space
+from labelwise.tuning._storage import display_url
 
 __all__ = ["tune", "SearchResult", "TrialRecord", "SearchBackend"]
 
 logger = logging.getLogger("labelwise")
-MARKER = "tune.json"
+MARKER = TUNE_MARKER
 
 
 def output_files() -> tuple[str, ...]:
@@ -40,8 +43,7 @@ def _output_dir(config: RunConfig, overwrite: bool, source: str | None) -> Path:
     from labelwise.outputs.safety import check_output_dir, check_replaceable
 
     if not config.output_dir:
-        raise ConfigError("no output directory given", fix="set output_dir in the config or "
-                          "pass --output-dir", code="LW330")
+        raise no_output_dir()
     out = check_output_dir(config.output_dir, inside=True)
     d = config.data
     check_replaceable(out, overwrite=overwrite, markers=[MARKER], known=output_files(),
@@ -123,12 +125,11 @@ def _tune_locked(config: RunConfig, out: Path, *, backend_name: str, storage: st
     space, origin = search_space(config)
     plan.log()
     logger.info("space=%s (%s)", ", ".join(space), "config" if origin == "config" else
-                "default space: see labelwise.tuning._space")
+                "default space: see labelwise.plan.space")
     n = n_trials or (search.n_trials if search else 20)
     timeout = timeout or (search.timeout if search else None)
     name = study or (search.study_name if search else None)
     n_workers = workers or (search.workers if search else 1)
-    from labelwise.tuning._storage import display_url
 
     write_atomic(out / MARKER, json.dumps({"backend": backend_name, "storage": display_url(
         storage) if storage else None, "study": name, "join": join}) + "\n")

@@ -10,9 +10,17 @@ from typing import Any
 
 import numpy as np
 
+from labelwise.outputs.names import (BEST_DIR, BEST_MARKER, MANIFEST, METRICS,
+                                     SEARCH_SUMMARY)
 from labelwise.plan.preflight import Plan
 from labelwise.tuning._base import SearchResult, TrialRecord
-from labelwise.tuning._runner import BEST_MARKER
+from labelwise.plan.contract import HeadContract, to_targets
+from labelwise.scoring.evaluation import evaluate_logits
+from labelwise.scoring.thresholds import Thresholds
+from labelwise.training.tokens import encode_texts
+from labelwise.outputs.model_card import write_model_card
+from labelwise.tuning._storage import display_url
+from labelwise.tuning._runner import rerun_as_best
 
 __all__ = ["collect", "write_trials_csv", "finish_best", "summarize", "test_metrics_of"]
 
@@ -67,14 +75,9 @@ def test_metrics_of(plan: Plan, model_dir: Path) -> dict[str, Any] | None:
         return None
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from labelwise.plan.contract import HeadContract
-    from labelwise.scoring.evaluation import evaluate_logits
     from labelwise.training.forward import predict_logits
-    from labelwise.scoring.thresholds import Thresholds
-    from labelwise.training.tokens import encode_texts
-    from labelwise.plan.contract import to_targets
 
-    manifest = json.loads((model_dir / "labelwise.json").read_text())
+    manifest = json.loads((model_dir / MANIFEST).read_text())
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     data = plan.data
@@ -96,16 +99,14 @@ def _add_test(plan: Plan, best: Path) -> None:
     metrics = test_metrics_of(plan, best)
     if metrics is None:
         return
-    path = best / "metrics.json"
+    path = best / METRICS
     all_metrics = json.loads(path.read_text()) if path.exists() else {}
     all_metrics["test"] = metrics
-    (best / "metrics.json").write_text(json.dumps(all_metrics, indent=2) + "\n")
-    manifest = json.loads((best / "labelwise.json").read_text())
+    path.write_text(json.dumps(all_metrics, indent=2) + "\n")
+    manifest = json.loads((best / MANIFEST).read_text())
     manifest.setdefault("metrics", {})["test"] = {k: v for k, v in metrics.items()
                                    if isinstance(v, (int, float)) or v is None}
-    (best / "labelwise.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    from labelwise.outputs.model_card import write_model_card
-
+    (best / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     write_model_card(best)  # again, now with the test metrics
 
 
@@ -120,10 +121,8 @@ def _best_record(records: list[TrialRecord], direction: str) -> TrialRecord | No
 def summarize(plan: Plan, records: list[TrialRecord], *, output_dir: Path, storage: str,
               study_name: str, wall_seconds: float) -> SearchResult:
     """The :class:`SearchResult` of ``records`` as they are, and ``search.json``."""
-    from labelwise.tuning._storage import display_url
-
     best = _best_record(records, plan.objective[1])
-    best_dir = output_dir / "best"
+    best_dir = output_dir / BEST_DIR
     steps = sum(r.step_seconds or 0.0 for r in records)
     durations = sum(r.duration_s or 0.0 for r in records)
     stats = {"wall_seconds_this_run": round(wall_seconds, 3),
@@ -139,7 +138,7 @@ def summarize(plan: Plan, records: list[TrialRecord], *, output_dir: Path, stora
                "objective": list(plan.objective), "best_trial": result.best_trial,
                "best_value": result.best_value, "best_params": result.best_params,
                "counts": result.counts(), "stats": stats}
-    (output_dir / "search.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    (output_dir / SEARCH_SUMMARY).write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return result
 
 
@@ -153,20 +152,18 @@ def finish_best(plan: Plan, space: dict[str, Any], records: list[TrialRecord], *
     once more, so ``best/`` is always the best trial's model.
     """
     best = _best_record(records, plan.objective[1])
-    best_dir = output_dir / "best"
+    best_dir = output_dir / BEST_DIR
     marker = output_dir / BEST_MARKER
     if best is not None:
         saved = json.loads(marker.read_text())["trial"] if marker.exists() else None
         if saved != best.number:
-            from labelwise.tuning._runner import rerun_as_best
-
             logger.info("the best trial %d ran in another process whose model is not here "
                         "(best/ holds %s): training its params here", best.number, saved)
             value = rerun_as_best(plan, space, number=best.number, params=best.params,
                                   output_dir=output_dir, study_name=study_name)
             logger.info("trial %d's params reached %s=%.4f here (%.4f in the search)",
                         best.number, plan.objective[0], value, best.value)
-        manifest = json.loads((best_dir / "labelwise.json").read_text()) \
+        manifest = json.loads((best_dir / MANIFEST).read_text()) \
             if best_dir.exists() else {}
         if best_dir.exists() and "test" not in manifest.get("metrics", {}):
             _add_test(plan, best_dir)

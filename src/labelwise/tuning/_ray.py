@@ -114,7 +114,7 @@ def _runner_for(spec: dict[str, Any]) -> Any:
         logging.getLogger(name).setLevel(logging.ERROR)
     from labelwise.plan.preflight import preflight
     from labelwise.tuning._runner import TrialRunner
-    from labelwise.tuning._space import search_space
+    from labelwise.plan.space import search_space
 
     from labelwise.training.device import device_facts
 

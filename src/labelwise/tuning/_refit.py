@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from labelwise.outputs.model_dir import publish, save_model_dir
+from labelwise.outputs.names import MANIFEST
 from labelwise.scoring.thresholds import Thresholds
 from labelwise.training.tokens import Encoded
 from labelwise.tuning._base import SearchResult
 from labelwise.tuning._output import _add_test
 from labelwise.tuning._runner import TrialRunner
+from labelwise.training.train import fit
 
 __all__ = ["refit_best", "concat"]
 
@@ -42,7 +44,7 @@ def refit_best(plan, space: dict, result: SearchResult) -> None:  # type: ignore
         logger.warning("refit skipped: no complete trial")
         return
     best = result.best_dir
-    manifest = json.loads((best / "labelwise.json").read_text())
+    manifest = json.loads((best / MANIFEST).read_text())
     runner = TrialRunner(plan, space)
     prepared = runner.prepared
     trial_plan = runner.trial_plan(result.best_params)
@@ -52,8 +54,6 @@ def refit_best(plan, space: dict, result: SearchResult) -> None:  # type: ignore
                                                     prepared.encoded["valid"])},
         labels={**prepared.labels, "train": np.concatenate([prepared.labels["train"],
                                                            prepared.labels["valid"]])})
-    from labelwise.training.train import fit
-
     with tempfile.TemporaryDirectory(prefix="labelwise-refit-") as work:
         fitted = fit(merged, plan=trial_plan, work=Path(work), save=False)
     thresholds = (Thresholds.from_dict(manifest["thresholds"]) if manifest.get("thresholds")

@@ -20,19 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from labelwise.outputs.model_dir import publish, save_model_dir
-from labelwise.plan.contract import derive_contract
+from labelwise.outputs.names import BEST_DIR, BEST_LOCK, BEST_MARKER
 from labelwise.errors import LabelwiseError
-from labelwise.plan.preflight import Plan, class_counts, contract_options
-from labelwise.plan.space import apply_params
+from labelwise.plan.preflight import Plan
+from labelwise.plan.space import apply_params, max_length_over, space_to_json
 from labelwise.training.train import (Prepared, final_metrics, fit, load_base_state, prepare,
                                 set_threads)
-from labelwise.tuning._space import max_length_over, space_to_json
 
 __all__ = ["TrialRunner", "TrialOutcome", "save_if_best", "failure_reason", "BEST_MARKER",
            "study_key", "key_difference", "eval_reporter"]
 
 logger = logging.getLogger("labelwise")
-BEST_MARKER = ".best.json"
 
 
 @dataclasses.dataclass
@@ -129,14 +127,11 @@ class TrialRunner:
         self.prepared: Prepared = prepare(plan, max_length=max_length_over(plan.config, space))
         self.prepared.base_state = load_base_state(plan)
         self.setup_seconds = time.perf_counter() - started
-        self.counts, self.n_rows = class_counts(plan.data)
 
     def trial_plan(self, params: dict[str, Any]) -> Plan:
-        """The plan of a trial: its config, and its contract re-derived (schema unchanged)."""
-        config = apply_params(self.plan.config, params)
-        contract = derive_contract(self.plan.schema, contract_options(config),
-                                   class_counts=self.counts, n_rows=self.n_rows)
-        return dataclasses.replace(self.plan, config=config, contract=contract)
+        """The plan of a trial: its config, with the contract and every decision derived
+        from it (schema unchanged)."""
+        return self.plan.for_trial(apply_params(self.plan.config, params))
 
     def run(self, params: dict[str, Any], *, callbacks: tuple[Any, ...] = ()) -> TrialOutcome:
         """Train and evaluate one trial; exceptions propagate to the backend."""
@@ -185,7 +180,7 @@ def save_if_best(outcome: TrialOutcome, *, number: int, direction: str, output_d
     from filelock import FileLock
 
     marker = output_dir / BEST_MARKER
-    with FileLock(str(output_dir / ".best.lock")):
+    with FileLock(str(output_dir / BEST_LOCK)):
         if marker.exists() and not force:
             saved = json.loads(marker.read_text())
             better = (outcome.value > saved["value"] if direction == "maximize"
@@ -199,9 +194,9 @@ def save_if_best(outcome: TrialOutcome, *, number: int, direction: str, output_d
                               "step_seconds": round(outcome.step_seconds, 3),
                               "steps": outcome.steps},
                        log_history=outcome.log_history, extra={"trial": number, **extra})
-        publish(staging, output_dir / "best", overwrite=True)
+        publish(staging, output_dir / BEST_DIR, overwrite=True)
         marker.write_text(json.dumps({"trial": number, "value": outcome.value}))
-    logger.info("trial %d is the best so far: saved to %s", number, output_dir / "best")
+    logger.info("trial %d is the best so far: saved to %s", number, output_dir / BEST_DIR)
     return True
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from labelwise.errors import ConfigError, MissingDependencyError, require
+from labelwise.outputs.names import STUDY_DB
 
 __all__ = ["claim_lock", "default_storage", "make_storage", "has_heartbeat", "display_url",
            "optuna_module", "heartbeat_seconds"]
@@ -40,7 +41,7 @@ def optuna_module() -> Any:
 
 
 def default_storage(output_dir: Path) -> str:
-    return f"sqlite:///{output_dir.resolve() / 'study.db'}"
+    return f"sqlite:///{output_dir.resolve() / STUDY_DB}"
 
 
 def display_url(url: str) -> str:

@@ -18,7 +18,7 @@ from labelwise.plan.config import config_from_dict
 from labelwise.errors import LabelwiseError
 from labelwise.plan.preflight import preflight
 from labelwise.tuning._optuna import run_worker
-from labelwise.tuning._space import search_space
+from labelwise.plan.space import search_space
 
 
 def main(argv: list[str] | None = None) -> int:
