@@ -4,8 +4,8 @@ This module is the part that needs no model: given each row's encoded label and 
 out-of-fold prediction for it (class or label probabilities, or regression outputs), it
 runs cleanlab's own finder for the task and returns typed results with findings.
 
-* binary, multiclass: ``cleanlab.filter.find_label_issues`` (confident learning, pruned by
-  noise rate) and ``cleanlab.rank.get_label_quality_scores`` (self-confidence);
+* binary, multiclass: ``cleanlab.filter.find_label_issues`` (``filter_by=
+  "confident_learning"``) and ``cleanlab.rank.get_label_quality_scores`` (self-confidence);
 * multilabel: ``cleanlab.multilabel_classification.filter.find_label_issues`` and its
   ``rank.get_label_quality_scores``;
 * regression: ``cleanlab.regression.rank.get_label_quality_scores`` on the predictions;
@@ -216,7 +216,10 @@ def _single(y: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
 
     y = y.astype(np.int64)
     probs = _normalised(probs)
-    mask = find_label_issues(y, probs, filter_by="prune_by_noise_rate",
+    # confident_learning: off-diagonal counts of the confident joint. On ag_news (2,000
+    # rows, 5% flipped) F1 0.585 against 0.553 for cleanlab's default prune_by_noise_rate
+    # (precision 0.475 vs 0.404, recall 0.76 vs 0.88).
+    mask = find_label_issues(y, probs, filter_by="confident_learning",
                              min_examples_per_class=1, n_jobs=1)
     scores = get_label_quality_scores(y, probs)
     # A flagged row's suggestion is its most likely class; when the argmax is the given class
