@@ -134,7 +134,7 @@ def test_without_facts_only_the_impossible_everywhere_is_refused():
 
 @pytest.mark.parametrize("value", ["gpu", "cuda:", "CUDA", "cuda:-1", "tpu", ""])
 def test_bad_device_names_are_config_errors(value):
-    with pytest.raises(ConfigError, match=r"'train.device' value error, must be auto, cpu, mps, "
+    with pytest.raises(ConfigError, match=r"'train.device' must be auto, cpu, mps, "
                        r"cuda or cuda:<index>") as err:
         config_from_dict({"data": {"train": "x.csv"}, "train": {"device": value}})
     assert err.value.code == "LW303"

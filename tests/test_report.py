@@ -96,6 +96,7 @@ def test_report_is_self_contained_with_every_plot(runs, name):
     assert page.count("plotly.js v") == 1  # inlined once, not once per plot
     assert _plot_ids(page) == EXPECTED[name]
     assert "Audit findings" in page and "schema fingerprint" in page
+    assert "Suspect labels (in-sample)" in page and "<b>In-sample</b>" in page
     if name == "search":
         assert 'class="dataframe trials"' in page and "Objective history" in page
         assert "need at least 2 complete trials" not in page
@@ -273,3 +274,13 @@ def test_report_screenshot_is_a_real_picture(runs, tmp_path):
         pos += 12 + n
     # A blank 1280x4000 page is ~23 kB with 4 distinct filtered byte values; plots are not.
     assert len(data) > 100_000 and len(set(zlib.decompress(idat))) > 64
+
+
+def test_suspect_labels_section_lists_validation_rows(runs):
+    from labelwise.report.html import _read_run, _suspects_html
+
+    run = _read_run(runs["multiclass"])
+    body = _suspects_html(run)
+    assert "validation rows whose label the trained model confidently contradicts" in body
+    rows = [int(r) for r in re.findall(r"<tr><td>(\d+)</td>", body)]
+    assert all(0 <= r < 24 for r in rows)  # rows of valid.csv (24 rows)

@@ -46,6 +46,8 @@ _LAZY = {
     "tune": "labelwise.tuning",
     "SearchResult": "labelwise.tuning",
     "predict": "labelwise.training.predict",
+    "find_label_errors": "labelwise.training.label_errors",
+    "LabelErrors": "labelwise.scoring.label_errors",
     "Predictions": "labelwise.training.predict",
     "guard_trainer": "labelwise.training.guard_trainer",
     "LabelwiseCallback": "labelwise.training.guard_trainer",
@@ -64,6 +66,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from labelwise.training.guard_trainer import LabelwiseCallback, guard_trainer
     from labelwise.data.inspection import Inspection, inspect_data
     from labelwise.labels.inference import LabelFormat, Task, TaskInference, infer_task
+    from labelwise.scoring.label_errors import LabelErrors
+    from labelwise.training.label_errors import find_label_errors
     from labelwise.training.predict import Predictions, predict
     from labelwise.plan.preflight import Plan, preflight
     from labelwise.labels.schema import LabelSchema, infer_schema

@@ -144,8 +144,25 @@ def inspect(
     valid_size: Annotated[float, typer.Option("--valid-size")] = 0.1,
     seed: Annotated[int, typer.Option("--seed")] = 42,
     fmt: FormatOpt = "text",
+    exclude_rows: Annotated[str | None, typer.Option(
+        "--exclude-rows", help="CSV of rows to leave out (a 'row' column).")] = None,
+    label_errors: Annotated[str | None, typer.Option(
+        "--label-errors",
+        help="Also find wrong labels with cleanlab: fast (frozen-encoder embeddings and a "
+             "linear model) or thorough (k short fine-tunes). Loads a model.")
+    ] = None,
+    label_errors_out: Annotated[str | None, typer.Option(
+        "--label-errors-out", help="Write the suspect rows, with their text, to this CSV.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="Encoder for --label-errors (default: the packaged MiniLM).")] = None,
+    folds: Annotated[int, typer.Option("--folds", help="Folds for --label-errors.")] = 5,
+    config: Annotated[str | None, typer.Option(
+        "--config", "-c", help="Run config whose model and settings --label-errors thorough "
+                               "trains with.")] = None,
 ) -> None:
-    """Infer the task and label schema, and audit every label problem. Loads no model."""
+    """Infer the task and label schema, and audit every label problem. Loads no model
+    unless --label-errors is given."""
 
     def body() -> None:
         from labelwise.data.inspection import inspect_data
@@ -157,14 +174,56 @@ def inspect(
                 text_pair_column=text_pair_column,
                 label_columns=_split_list(label_column) or ["label"], task=task,
                 classes=classes.split(",") if classes else None, label_sep=label_sep,
-                positive=positive, valid_size=valid_size, seed=seed)
+                positive=positive, valid_size=valid_size, seed=seed,
+                exclude_rows=exclude_rows)
+        found = None
+        if label_errors is not None and result.data is not None:
+            with json_errors(fmt):
+                found = _label_errors(result.data, label_errors, model=model, folds=folds,
+                                      seed=seed, config=config, out=label_errors_out,
+                                      quiet=fmt == "json")
         if fmt == "json":
-            sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+            payload = result.to_dict()
+            if found is not None:
+                payload["findings"] += [f.to_dict() for f in found.findings]
+                payload.update({k: v for k, v in found.to_dict().items() if k != "findings"})
+                payload["label_errors_method"] = payload.pop("method")
+            sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
         else:
             print_inspection(result, _console())
+            if found is not None:
+                from labelwise.cli.render import print_label_errors
+
+                print_label_errors(found, _console(), out=label_errors_out)
         raise typer.Exit(0 if result.ok else 2)
 
     run_safely(body)
+
+
+def _label_errors(data: Any, method: str, *, model: str | None, folds: int, seed: int,
+                  config: str | None, out: str | None, quiet: bool) -> Any:
+    """``inspect --label-errors``: cleanlab on out-of-fold outputs, the CSV for review."""
+    from labelwise.errors import ConfigError
+
+    if method not in ("fast", "thorough"):
+        raise ConfigError(f"unknown --label-errors method {method!r}",
+                          fix="pass --label-errors fast or --label-errors thorough (after the "
+                          "TRAIN argument)", code="LW142")
+    run = None
+    if config is not None:
+        from labelwise.plan.config import load_config
+
+        run = load_config(config)
+    elif method == "thorough":
+        raise ConfigError("--label-errors thorough trains with a run config and none was "
+                          "given", fix="pass --config run.yaml", code="LW142")
+    from labelwise.training.label_errors import find_label_errors
+
+    found = find_label_errors(data=data, config=run, method=method, model=model, folds=folds,
+                              seed=seed, progress=not quiet)
+    if out:
+        found.write_csv(out)
+    return found
 
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", "-c",

@@ -99,6 +99,34 @@ def print_inspection(result: Any, console: Any) -> None:
     print_findings(result.findings, console)
 
 
+def print_label_errors(found: Any, console: Any, *, out: str | None = None,
+                       show: int = 10) -> None:
+    """``inspect --label-errors``: the suspects table (lowest label quality first), then the
+    findings."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    console.print(f"\n[bold]Suspect labels[/] ({found.method}, {found.folds} folds, "
+                  f"{found.rows} rows, {found.seconds:.0f} s): {len(found.suspects)} flagged")
+    if found.suspects:
+        table = Table(show_lines=False)
+        for col, just in (("row", "right"), ("given", "left"), ("suggested", "left"),
+                          ("score", "right"), ("text", "left")):
+            table.add_column(col, justify=just)
+        for s in found.suspects[:show]:
+            text = s.text if len(s.text) <= 60 else s.text[:59] + "…"
+            table.add_row(str(s.row), escape(str(s.given)), escape(str(s.suggested)),
+                          f"{s.score:.3f}", escape(text))
+        console.print(table)
+        if len(found.suspects) > show:
+            console.print(f"  … {len(found.suspects) - show} more"
+                          + (f" in {escape(out)}" if out else " (--label-errors-out FILE.csv "
+                             "writes them all)"))
+        elif out:
+            console.print(f"  written to {escape(out)}")
+    print_findings(found.findings, console)
+
+
 def print_plan(plan: Any, console: Any) -> None:
     """The resolved plan: each decision once, then the findings."""
     from rich.markup import escape

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labelwise.data.auditing import audit, audit_frames
-from labelwise.data.loading import LoadedData, load_splits, read_splits
+from labelwise.data.loading import LoadedData, exclude, load_splits, read_splits
 from labelwise.errors import DataError, LabelError
 from labelwise.findings import Findings
 from labelwise.labels.inference import Task
@@ -98,6 +98,7 @@ def inspect_data(
     positive: Any = None,
     valid_size: float = 0.1,
     seed: int = 42,
+    exclude_rows: Any = None,
 ) -> Inspection:
     """Load the splits, infer the schema and audit everything; never loads a model.
 
@@ -111,10 +112,12 @@ def inspect_data(
         data = load_splits(train=train, valid=valid, test=test, text_column=text_column,
                            text_pair_column=text_pair_column, label_columns=label_columns,
                            task=task, classes=classes, label_sep=label_sep, positive=positive,
-                           valid_size=valid_size, seed=seed)
+                           valid_size=valid_size, seed=seed, exclude_rows=exclude_rows)
     except LabelError as err:
         raw = read_splits(train=train, valid=valid, test=test, text_column=text_column,
                           text_pair_column=text_pair_column, label_columns=label_columns)
+        if exclude_rows is not None:
+            raw = exclude(raw, exclude_rows)
         frames = {s: t.frame for s, t in raw.tables.items()}
         more = audit_frames(frames, text_column=text_column, label_columns=raw.label_columns,
                             text_pair_column=text_pair_column)
@@ -148,7 +151,8 @@ def inspect_recorded(manifest: dict[str, Any]) -> Any:
             text_pair_column=d.get("text_pair_column"),
             label_columns=d.get("label_columns") or ["label"], task=d.get("task", "auto"),
             classes=d.get("classes"), label_sep=d.get("label_sep"), positive=d.get("positive"),
-            valid_size=d.get("valid_size", 0.1), seed=d.get("split_seed", 42))
+            valid_size=d.get("valid_size", 0.1), seed=d.get("split_seed", 42),
+            exclude_rows=d.get("exclude_rows"))
     except OSError as err:
         raise DataError(f"cannot read the training data again: {err}",
                         fix="restore the data files at the recorded paths") from None

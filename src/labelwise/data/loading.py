@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from labelwise.errors import ConfigError
+from labelwise.errors import ConfigError, DataError
 from labelwise.findings import Finding
 from labelwise.data.io import (Table, check_columns, read_table, split_dataset_dict,
                                type_label_cells)
@@ -134,6 +135,65 @@ def read_splits(
     return RawSplits(tables, text_column, text_pair_column, label_columns)
 
 
+def excluded_rows(source: Any) -> dict[str, list[int]]:
+    """Rows to leave out per split, from a CSV path, a DataFrame or a list of train rows."""
+    import pandas as pd
+
+    where = "exclude_rows"
+    if isinstance(source, (str, Path)):
+        where = f"file {source}"
+        path = Path(source)
+        if not path.is_file():
+            raise DataError("the exclude_rows file does not exist", where=where,
+                            fix="pass the CSV written by --label-errors-out, or a CSV with a "
+                            "'row' column", code="LW143")
+        frame = pd.read_csv(path)
+    elif hasattr(source, "columns"):
+        frame = source
+    else:
+        frame = pd.DataFrame({"row": list(source)})
+    if "row" not in frame.columns:
+        raise DataError(f"no 'row' column among {list(frame.columns)[:8]}", where=where,
+                        fix="name the column of 0-based data rows 'row'", code="LW143")
+    rows = pd.to_numeric(frame["row"], errors="coerce")
+    bad = frame.index[rows.isna() | (rows < 0) | (rows != rows.round())]
+    if len(bad):
+        raise DataError(f"row {frame['row'].iloc[int(bad[0])]!r} is not a 0-based row number",
+                        where=where, fix="list whole numbers from 0", code="LW143")
+    splits = frame["split"].astype(str) if "split" in frame.columns else \
+        pd.Series(["train"] * len(frame), index=frame.index)
+    wrong = sorted(set(splits) - {"train", "valid"})
+    if wrong:
+        raise DataError(f"rows of split {wrong[0]!r} cannot be excluded", where=where,
+                        fix="exclude train or valid rows only: the test split measures the "
+                        "model as its users will meet it", code="LW143")
+    return {s: sorted({int(r) for r in rows[splits == s]}) for s in ("train", "valid")
+            if (splits == s).any()}
+
+
+def exclude(raw: RawSplits, source: Any) -> RawSplits:
+    """``raw`` without the rows ``source`` names (:func:`excluded_rows`)."""
+    tables = dict(raw.tables)
+    for split, rows in excluded_rows(source).items():
+        if split not in tables:
+            if split == "valid" and rows:
+                raise DataError("rows of split 'valid' are excluded but no validation file "
+                                "was given", where="exclude_rows",
+                                fix="list a carved validation row under split 'train'",
+                                code="LW143")
+            continue
+        table = tables[split]
+        missing = sorted(set(rows) - set(table.frame.index.tolist()))
+        if missing:
+            raise DataError(f"row {missing[0]} is not in the {split} data ({len(table.frame)} "
+                            "rows)", where=f"split '{split}', {table.source}",
+                            fix="exclude rows of this file only", code="LW143")
+        frame = table.frame.drop(index=rows)
+        tables[split] = Table(frame, f"{table.source} ({len(rows)} row(s) excluded)",
+                              table.path)
+    return RawSplits(tables, raw.text_column, raw.text_pair_column, raw.label_columns)
+
+
 def infer_from_raw(
     raw: RawSplits,
     *,
@@ -165,6 +225,7 @@ def load_splits(
     positive: Any = None,
     valid_size: float = 0.1,
     seed: int = 42,
+    exclude_rows: Any = None,
 ) -> LoadedData:
     """Read the splits, infer one schema from the training labels, carve validation if absent.
 
@@ -183,9 +244,14 @@ def load_splits(
         positive: Positive class for binary tasks.
         valid_size: Share of train carved for validation when ``valid`` is absent.
         seed: Seed of the carve.
+        exclude_rows: Rows to leave out before anything else (e.g. labels reviewed as
+            wrong): a CSV path with a ``row`` column (and optionally ``split``: ``train`` or
+            ``valid``; default ``train``), a DataFrame like it, or a list of train rows.
+            Row numbers are 0-based data rows of that split's file.
 
     Raises:
-        DataError: Unreadable input or unknown column.
+        DataError: Unreadable input or unknown column, or an excluded row that the file
+            does not have.
         LabelError: The training labels cannot make a schema.
     """
     if not 0.0 < valid_size < 1.0:
@@ -193,6 +259,8 @@ def load_splits(
                           fix="pass a share such as 0.1")
     raw = read_splits(train=train, valid=valid, test=test, text_column=text_column,
                       text_pair_column=text_pair_column, label_columns=label_columns)
+    if exclude_rows is not None:
+        raw = exclude(raw, exclude_rows)
     schema, findings = infer_from_raw(raw, task=task, classes=classes, label_sep=label_sep,
                                       positive=positive)
     frames = {split: table.frame for split, table in raw.tables.items()}

@@ -59,6 +59,9 @@ class DataConfig(_Section):
     positive: str | int | bool | None = None
     valid_size: Float = Field(0.1, gt=0.0, lt=1.0)
     split_seed: Int = 42
+    # rows left out before anything else: a CSV with a 'row' column (and optionally 'split'),
+    # e.g. the reviewed file of `labelwise inspect --label-errors-out`
+    exclude_rows: str | None = None
 
 
 class ModelConfig(_Section):

@@ -217,7 +217,8 @@ def preflight(config: RunConfig, *, source: str | None = None, search: bool = Fa
         data = load_splits(train=d.train, valid=d.valid, test=d.test, text_column=d.text_column,
                            text_pair_column=d.text_pair_column, label_columns=d.label_columns,
                            task=d.task, classes=d.classes, label_sep=d.label_sep,
-                           positive=d.positive, valid_size=d.valid_size, seed=d.split_seed)
+                           positive=d.positive, valid_size=d.valid_size, seed=d.split_seed,
+                           exclude_rows=d.exclude_rows)
     except LabelwiseError as err:
         found.append(_as_finding(err, source))
         found.extend(_model_only(config, source))

@@ -221,7 +221,56 @@ def _model_sections(run: _Run) -> list[tuple[str, str, str]]:
         out.append(("regression", "Predicted vs true", _regression_html(run)))
     if task in ("binary", "multilabel"):
         out.append(("thresholds", "Decision thresholds", _thresholds_html(run)))
+    out.append(("suspect-labels", "Suspect labels (in-sample)", _suspects_html(run)))
     return out
+
+
+SUSPECTS_SHOWN = 20
+
+
+def _suspects_html(run: _Run) -> str:
+    """Validation rows the trained model confidently contradicts: cleanlab on the model's
+    own validation outputs. In-sample for threshold tuning and model selection, so a
+    shortlist to review, not an estimate of the noise rate."""
+    from labelwise.scoring.label_errors import issues_from_predictions
+
+    found_split = _split_data(run, "valid")
+    if found_split is None:
+        return note("the validation data could not be read again")
+    split, data = found_split
+    try:
+        scores, y = _predict(run, split, data)
+        found = issues_from_predictions(
+            schema=run.schema, targets=y, predictions=scores, rows=data.frames[split].index,
+            split=split, texts=data.texts(split), method="in_sample")
+    except MissingDependencyError as err:
+        return note(str(err))
+    excluded = ((run.manifest.get("plan") or {}).get("config") or {}).get("data", {}).get(
+        "exclude_rows")
+    head = (f"<p>{len(found.suspects)} of {found.rows} validation rows whose label the trained "
+            "model confidently contradicts (cleanlab, on the model's own validation "
+            "outputs). <b>In-sample</b>: these rows chose the thresholds and the best "
+            "checkpoint, so treat this as a shortlist to review; <code>labelwise inspect "
+            "TRAIN --label-errors fast</code> gives out-of-fold results for the training "
+            "file.</p>")
+    if excluded:
+        head += f"<p>This run left out the rows listed in <code>{esc(excluded)}</code>.</p>"
+    if not found.suspects:
+        return head
+    counts = table(["given label", "suspect rows"],
+                   [[k, v] for k, v in found.per_class.items() if v])
+    rows = [[x.row, _plain_label(x.given), _plain_label(x.suggested), f"{x.score:.3f}",
+             x.text[:160]] for x in found.suspects[:SUSPECTS_SHOWN]]
+    more = (f"<p>… and {len(found.suspects) - SUSPECTS_SHOWN} more.</p>"
+            if len(found.suspects) > SUSPECTS_SHOWN else "")
+    return head + counts + table(["row", "given", "model says", "label quality", "text"],
+                                 rows) + more
+
+
+def _plain_label(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ", ".join(str(v) for v in value) or "(none)"
+    return str(value)
 
 
 def _schema_html(run: _Run) -> str:
