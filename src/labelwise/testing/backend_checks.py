@@ -311,14 +311,17 @@ def check_resume_runs_no_finished_trial_again(subject: BackendUnderTest) -> None
 
 def check_timeout_stops_the_search(subject: BackendUnderTest) -> None:
     """With a timeout far below what ``n_trials`` take, the search returns with fewer
-    trials, each recorded in a finished state."""
+    trials, each recorded in a finished state; a trial stopped at the timeout is PRUNED
+    and says so."""
     n = 20  # 20 trials take minutes
     run = subject.search("timeout", n_trials=n, timeout=3.0)
     result, where = run.result, _where(subject, run)
     assert len(result.trials) < n, where
-    done = [t for t in result.trials if t.state in FINISHED]
-    assert len(done) < n, where
     assert all(t.state in FINISHED for t in result.trials), where
+    for t in result.trials:
+        if t.state == "PRUNED":
+            assert "timeout" in t.reason, where
+    assert sorted(t.number for t in run.announced) == [t.number for t in result.trials], where
 
 
 CHECKS: tuple[Callable[[BackendUnderTest], None], ...] = (
