@@ -93,7 +93,8 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
         timeout: The search's wall-clock budget in seconds, per process (default
             ``search.timeout``): no trial starts after it, and with the Optuna backend the
             trial still running is stopped at it (PRUNED, with the reason), unless no trial
-            has completed yet; Ray stops its trials at ``time_budget_s``.
+            has completed yet (each Optuna process starts its first trial whatever the
+            time); Ray stops its trials at ``time_budget_s`` (PRUNED, with the reason).
         storage: Optuna storage URL (default: SQLite file ``OUTPUT/study.db``), e.g.
             ``postgresql://user:pass@host/db`` or ``journal:///shared/study.log``.
         study: Study name (default ``search.study_name`` or ``"labelwise"``).

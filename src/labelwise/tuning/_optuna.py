@@ -240,7 +240,9 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
 
     ran = 0
     with frozen_heap():  # the runner's data and weights: out of every collection's scan
-        while deadline is None or time.monotonic() < deadline:
+        # this process's first trial starts even when setting up took the whole budget
+        # (a loaded machine): the search ends with a model (see _deadline_callback)
+        while ran == 0 or deadline is None or time.monotonic() < deadline:
             with claim_lock(storage, study_name):  # count and claim as one step
                 trials = _states(study, storage)
                 waiting = sum(1 for t in trials if t.state.name == "WAITING")

@@ -341,8 +341,7 @@ class RayBackend(SearchBackend):
         # in that window would run again after a restore. Trials take minutes, a save ms.
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
         started = time.perf_counter()
-        driver = _driver_callback(metric, space, experiment)
-        if tune.Tuner.can_restore(str(experiment)):
+        if tune.Tuner.can_restore(str(experiment)):  # with the callbacks pickled in it
             logger.info("restoring the Ray search at %s", experiment)
             tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True,
                                        resume_errored=False, restart_errored=False)
@@ -361,7 +360,7 @@ class RayBackend(SearchBackend):
                     name=name, storage_path=str(experiment.parent), verbose=0,
                     failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                    callbacks=[driver]))
+                    callbacks=[_driver_callback(metric, space, experiment)]))
         _LIVE[str(experiment)] = _Live(tuple(callbacks), timeout,
                                        time.monotonic() + (timeout or 0.0))
         try:
