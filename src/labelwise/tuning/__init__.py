@@ -46,7 +46,7 @@ def _output_dir(config: RunConfig, overwrite: bool) -> Path:
     return out
 
 
-def _optuna(options: BackendOptions) -> SearchBackend:
+def _make_optuna(options: BackendOptions) -> SearchBackend:
     from labelwise.tuning._optuna import OptunaBackend
 
     return OptunaBackend(storage=options.storage, study_name=options.study_name,
@@ -54,14 +54,14 @@ def _optuna(options: BackendOptions) -> SearchBackend:
                          n_trials_given=options.n_trials_given)
 
 
-def _ray(options: BackendOptions) -> SearchBackend:
+def _make_ray(options: BackendOptions) -> SearchBackend:
     from labelwise.tuning._ray import RayBackend
 
     return RayBackend(address=options.ray_address, study_name=options.study_name)
 
 
-register_backend("optuna", _optuna, accepts=("storage", "workers", "join"))
-register_backend("ray", _ray, accepts=("ray_address",))
+register_backend("optuna", _make_optuna, accepts=("storage", "workers", "join"))
+register_backend("ray", _make_ray, accepts=("ray_address",))
 
 
 def __getattr__(name: str) -> Any:  # the backends load optuna or ray on first use

@@ -257,7 +257,9 @@ def _driver_callback(metric: str, space: dict[str, Any], experiment: Path) -> An
 
     class Driver(Callback):
         def _finished(self, trial: Any, error: BaseException | None) -> None:
-            from labelwise.tuning import _ray as here  # the live module, also after a restore
+            import importlib
+
+            here = importlib.import_module("labelwise.tuning._ray")  # live, also after a restore
 
             path = experiment / Path(trial.local_path or trial.path or "").name
             if error is None:
