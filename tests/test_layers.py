@@ -1,7 +1,8 @@
 """The package's layers import downward only, with no circles, and the lower layers stay light.
 
 Layers, lowest first: ``errors``/``findings`` (the ground) → ``labels`` → ``data`` → ``plan``
-→ ``scoring``, ``outputs`` → ``training`` → ``tuning``, ``report``, ``testing`` → ``cli``.
+→ ``scoring``, ``outputs`` → ``training`` → ``tuning``, ``report`` → ``testing`` (its
+backend conformance suite runs searches) → ``cli``.
 A module may import its own folder and any lower layer, never a sibling or a higher one.
 Every import counts, at module level, inside a function or under ``TYPE_CHECKING``.
 """
@@ -19,7 +20,7 @@ import labelwise
 
 PACKAGE = Path(labelwise.__file__).parent
 RANK = {"ground": 0, "labels": 1, "data": 2, "plan": 3, "scoring": 4,
-        "outputs": 4, "training": 5, "tuning": 6, "report": 6, "testing": 6, "cli": 7}
+        "outputs": 4, "training": 5, "tuning": 6, "report": 6, "testing": 7, "cli": 8}
 LIGHT = ("labels", "data", "plan", "scoring", "outputs")
 HEAVY = ("torch", "transformers", "optuna", "ray", "datasets", "accelerate")
 

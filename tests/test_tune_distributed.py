@@ -117,7 +117,8 @@ def test_ray_backend_refuses_optuna_options(tmp_path, tiny_model):
     config = make(tmp_path, tiny_model, n_trials=1)
     for kwargs, flag in (({"storage": "sqlite:///x.db"}, "--storage"), ({"join": True},
                          "--join"), ({"workers": 2}, "--workers")):
-        with pytest.raises(ConfigError, match=f"{flag} is an Optuna backend option"):
+        with pytest.raises(ConfigError, match=f"{flag} is an option of the optuna backend, "
+                           "not of ray"):
             tune(config, backend="ray", **kwargs)
     with pytest.raises(ConfigError, match="unknown backend 'dask'"):
         tune(config, backend="dask")

@@ -1,10 +1,11 @@
 """The Ray Tune backend on a real local Ray cluster: a head and a second node, each a
 process started here on 127.0.0.1 with one CPU, torn down at the end.
 
-The cluster's processes load ``tests/ray_fault/sitecustomize.py``: a trial with learning
-rate 0.002 raises there, so one trial of the search fails for real, inside a Ray worker.
-Without Ray installed these tests are skipped, unless ``LABELWISE_REQUIRE_SERVICES=1``
-(set by CI), which turns the skip into a failure.
+The cluster (the ``ray_cluster`` fixture of ``conftest.py``, started once per test session)
+loads ``tests/ray_fault/sitecustomize.py``: a trial with learning rate 0.002 raises there, so
+one trial of the search fails for real, inside a Ray worker. Without Ray installed these
+tests are skipped, unless ``LABELWISE_REQUIRE_SERVICES=1`` (set by CI), which turns the skip
+into a failure.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,46 +24,12 @@ import pytest
 from labelwise.training.predict import predict
 from labelwise.tuning import tune
 
-from tuning_data import make
+from tuning_data import RAY_FAIL_LR, make
 
-FAULT_DIR = Path(__file__).resolve().parent / "ray_fault"
-FAIL_LR = 0.002
+FAIL_LR = RAY_FAIL_LR  # a trial at this learning rate raises inside the test cluster
 # the seeded random sampler draws 0.005, 0.005, 0.002, 0.005: one trial of four fails
 SPACE = {"train.learning_rate": {"type": "categorical", "choices": [0.005, FAIL_LR]}}
 SEARCH = {"sampler": "random", "seed": 6, "pruner": "none", "ray": {"cpus_per_trial": 1}}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import importlib.util
-
-    if importlib.util.find_spec("ray") is None:
-        if os.environ.get("LABELWISE_REQUIRE_SERVICES") == "1":
-            pytest.fail("ray is not installed: pip install 'labelwise[ray]'")
-        pytest.skip("ray is not installed: pip install 'labelwise[ray]'")
-    exe = str(Path(sys.executable).parent / "ray")
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(FAULT_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        "LABELWISE_TEST_FAIL_LR": str(FAIL_LR), "HF_HUB_OFFLINE": "1",
-        "RAY_USAGE_STATS_ENABLED": "0"}
-    common = ["--num-cpus=1", "--num-gpus=0", "--object-store-memory=100000000",
-              "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
-    assert os.environ.get("RAY_AUTH_TOKEN"), "conftest.py sets the cluster's token"
-    try:
-        subprocess.run([exe, "start", "--head", f"--port={port}", "--include-dashboard=false",
-                        *common], env=env, check=True, timeout=180, capture_output=True)
-        subprocess.run([exe, "start", f"--address=127.0.0.1:{port}", *common], env=env,
-                       check=True, timeout=180, capture_output=True)
-        yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run([exe, "stop", "--force"], timeout=180, capture_output=True)
 
 
 def _results(out: Path) -> list[dict]:

@@ -38,3 +38,7 @@ def make(tmp_path, tiny_model, *, n_trials=3, space=None, search=None, train=Non
         "model": {"name_or_path": str(tiny_model), "max_length": 32},
         "train": {"epochs": 1, "batch_size": 16, "evals_per_epoch": 2, **(train or {})},
         "search": search, "output_dir": str(tmp_path / out)})
+
+
+# a trial at this learning rate raises inside the test Ray cluster (tests/ray_fault)
+RAY_FAIL_LR = 0.002

@@ -200,7 +200,8 @@ class SearchConfig(_Section):
     sampler: Literal["tpe", "random"] = "tpe"
     pruner: Literal["median", "successive_halving", "hyperband", "none"] = "median"
     seed: Int = 42
-    backend: Literal["optuna", "ray"] = "optuna"
+    # a registered backend's name (labelwise.tuning.register_backend), checked by tune
+    backend: str = Field("optuna", pattern=r"^[a-z][a-z0-9_-]*$")
     storage: str | None = None
     study_name: str | None = None
     workers: Int = Field(1, ge=1, le=64)

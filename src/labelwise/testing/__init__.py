@@ -1,4 +1,5 @@
-"""Test utilities for labelwise: tiny offline BERT checkpoints for fast training tests.
+"""Test utilities for labelwise: tiny offline BERT checkpoints for fast training tests, and
+:mod:`labelwise.testing.backend_checks`, the conformance suite of search backends.
 
 Importing this package needs the ``train`` extra (torch, transformers).
 """

@@ -2,7 +2,8 @@
 
 Preflight checks everything once (data, the contract for every choice of the space, space
 keys, objective) before the first trial; then a backend runs the trials. Optuna is the
-embedded default.
+embedded default; ``backend=`` takes a registered name (:func:`register_backend`) or a
+:class:`SearchBackend` instance such as ``OptunaBackend(storage=...)``.
 """
 
 from __future__ import annotations
@@ -10,19 +11,25 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
-
+from typing import Any
 
 from labelwise.plan.config import RunConfig, load_config
 from labelwise.errors import ConfigError
 from labelwise.outputs.safety import clear_dir, hold_output
 from labelwise.outputs.names import TUNE_MARKER, no_output_dir
 from labelwise.plan.preflight import preflight
-from labelwise.tuning._base import SearchBackend, SearchResult, TrialRecord
+from labelwise.tuning._base import (BackendOptions, SearchBackend, SearchResult, TrialCallback,
+                                    TrialRecord, get_backend, register_backend,
+                                    registered_backends)
 from labelwise.plan.space import search_space
-from labelwise.tuning._storage import display_url
+from labelwise.tuning._storage import default_storage, display_url
 
-__all__ = ["tune", "SearchResult", "TrialRecord", "SearchBackend"]
+__all__ = ["tune", "SearchResult", "TrialRecord", "SearchBackend", "TrialCallback",
+           "BackendOptions", "register_backend", "registered_backends", "get_backend",
+           "OptunaBackend", "RayBackend"]
 
 logger = logging.getLogger("labelwise")
 MARKER = TUNE_MARKER
@@ -52,11 +59,41 @@ def _output_dir(config: RunConfig, overwrite: bool, source: str | None) -> Path:
     return out
 
 
+def _make_optuna(options: BackendOptions) -> SearchBackend:
+    from labelwise.tuning._optuna import OptunaBackend
+
+    return OptunaBackend(storage=options.storage, study_name=options.study_name,
+                         workers=options.workers, join=options.join,
+                         n_trials_given=options.n_trials_given)
+
+
+def _make_ray(options: BackendOptions) -> SearchBackend:
+    from labelwise.tuning._ray import RayBackend
+
+    return RayBackend(address=options.ray_address, study_name=options.study_name)
+
+
+register_backend("optuna", _make_optuna, accepts=("storage", "workers", "join"))
+register_backend("ray", _make_ray, accepts=("ray_address",))
+
+
+def __getattr__(name: str) -> Any:  # the backends load optuna or ray on first use
+    if name == "OptunaBackend":
+        from labelwise.tuning._optuna import OptunaBackend
+
+        return OptunaBackend
+    if name == "RayBackend":
+        from labelwise.tuning._ray import RayBackend
+
+        return RayBackend
+    raise AttributeError(f"module 'labelwise.tuning' has no attribute {name!r}")
+
+
 def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
          timeout: float | None = None, storage: str | None = None, study: str | None = None,
-         workers: int | None = None, backend: str | None = None,
+         workers: int | None = None, backend: str | SearchBackend | None = None,
          ray_address: str | None = None, join: bool = False, overwrite: bool = False,
-         source: str | None = None) -> SearchResult:
+         callbacks: Sequence[TrialCallback] = (), source: str | None = None) -> SearchResult:
     """Search hyperparameters; the best trial's model is written to ``OUTPUT/best/``.
 
     Re-running the same call resumes the search: finished trials are kept and new ones are
@@ -69,21 +106,33 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
         timeout: The search's wall-clock budget in seconds, per process (default
             ``search.timeout``): no trial starts after it, and with the Optuna backend the
             trial still running is stopped at it (PRUNED, with the reason), unless no trial
-            has completed yet; Ray stops its trials at ``time_budget_s``.
+            has completed yet (each Optuna process starts its first trial whatever the
+            time); Ray stops its trials at ``time_budget_s`` (PRUNED, with the reason).
         storage: Optuna storage URL (default: SQLite file ``OUTPUT/study.db``), e.g.
             ``postgresql://user:pass@host/db`` or ``journal:///shared/study.log``.
         study: Study name (default ``search.study_name`` or ``"labelwise"``).
         workers: Worker processes on this machine, each with its share of the cores.
-        backend: ``"optuna"`` (default) or ``"ray"`` (default ``search.backend``).
+        backend: A registered name, ``"optuna"`` (default) or ``"ray"`` or one added with
+            :func:`register_backend` (default ``search.backend``), or a
+            :class:`SearchBackend` instance, e.g. ``OptunaBackend(storage=..., workers=2)``;
+            an instance carries its own settings, so ``storage``, ``study``, ``workers``,
+            ``join`` and ``ray_address`` (and their ``search.*`` keys) must then be unset.
         ray_address: The Ray cluster to join (``"auto"``, ``"HOST:PORT"``); default a local
             Ray started for the search.
         join: Add this process's trials to a study another machine started (Optuna with a
             shared storage); the study's data, labels and space must match.
         overwrite: Start over: replace the output directory of an earlier search (only
             labelwise's files; see ``labelwise.outputs.safety``).
+        callbacks: Each is called with the :class:`TrialRecord` of every trial that
+            finishes (COMPLETE, PRUNED or FAIL) during this call, once, in this process,
+            whichever process or node ran the trial; trials finished by an earlier run
+            that this call resumes are not passed again. One that raises is logged and the
+            search goes on.
         source: Config file name quoted in messages.
 
     Raises:
+        ConfigError: An unknown backend name (the message lists the registered ones), or
+            an option the backend does not take.
         PreflightError: Any preflight error; no trial starts.
         SchemaMismatchError: Resuming or joining a search with other data, labels or space.
         MissingDependencyError: The backend's or the storage's extra is not installed.
@@ -94,30 +143,30 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
         source = source or str(config)
         config = load_config(config)
     search = config.search
-    backend_name = backend or (search.backend if search else "optuna")
-    storage = storage or (search.storage if search else None)
-    _check_combination(backend_name, storage=storage, join=join, workers=workers)
+    options = BackendOptions(study_name=study or (search.study_name if search else None),
+                             storage=storage or (search.storage if search else None),
+                             workers=workers or (search.workers if search else 1), join=join,
+                             ray_address=ray_address, n_trials_given=n_trials is not None)
+    # before anything is read or written: an unknown name, a missing extra, a bad option
+    runner = get_backend(backend or (search.backend if search else "optuna"), options)
     out = _output_dir(config, overwrite, source)
     lock = (contextlib.nullcontext() if join else  # --join processes share a study by design
             hold_output(out, command="labelwise tune"))
     with lock:
         out = _output_dir(config, overwrite, source)  # as it is now that it is ours
-        return _tune_locked(config, out, backend_name=backend_name, storage=storage,
-                            n_trials=n_trials, timeout=timeout, study=study, workers=workers,
-                            ray_address=ray_address, join=join, overwrite=overwrite,
-                            source=source)
+        return _tune_locked(config, out, runner=runner, options=options, backend=backend,
+                            n_trials=n_trials, timeout=timeout, join=join,
+                            overwrite=overwrite, callbacks=callbacks, source=source)
 
 
-def _tune_locked(config: RunConfig, out: Path, *, backend_name: str, storage: str | None,
-                 n_trials: int | None, timeout: float | None, study: str | None,
-                 workers: int | None, ray_address: str | None, join: bool,
-                 overwrite: bool, source: str | None) -> SearchResult:
+def _tune_locked(config: RunConfig, out: Path, *, runner: SearchBackend,
+                 options: BackendOptions, backend: str | SearchBackend | None,
+                 n_trials: int | None, timeout: float | None, join: bool, overwrite: bool,
+                 callbacks: Sequence[TrialCallback], source: str | None) -> SearchResult:
     from labelwise.outputs.safety import write_atomic
-    from labelwise.tuning._space import search_space
-
-    search = config.search
     from labelwise.training.device import device_facts
 
+    search = config.search
     plan = preflight(config, source=source, search=True, facts=device_facts())
     if overwrite:
         clear_dir(out)  # its contents, not the folder: it may be a mount point
@@ -128,46 +177,18 @@ def _tune_locked(config: RunConfig, out: Path, *, backend_name: str, storage: st
                 "default space: see labelwise.plan.space")
     n = n_trials or (search.n_trials if search else 20)
     timeout = timeout or (search.timeout if search else None)
-    name = study or (search.study_name if search else None)
-    n_workers = workers or (search.workers if search else 1)
-
-    write_atomic(out / MARKER, json.dumps({"backend": backend_name, "storage": display_url(
-        storage) if storage else None, "study": name, "join": join}) + "\n")
-    runner: SearchBackend
-    if backend_name == "ray":
-        from labelwise.tuning._ray import RayBackend
-
-        runner = RayBackend(address=ray_address, study_name=name, source=source)
-    else:
-        from labelwise.tuning._optuna import OptunaBackend
-
-        runner = OptunaBackend(storage=storage, study_name=name, workers=n_workers,
-                               source=source, join=join, n_trials_given=n_trials is not None)
-    result = runner.run(plan, space=space, output_dir=out, n_trials=n, timeout=timeout)
+    marker = {"backend": runner.name, "storage": display_url(options.storage)
+              if options.storage else None, "study": options.study_name, "join": join}
+    write_atomic(out / MARKER, json.dumps(marker) + "\n")
+    result = runner.run(plan, space=space, output_dir=out, n_trials=n, timeout=timeout,
+                        callbacks=tuple(callbacks))
+    if isinstance(backend, SearchBackend):  # an instance's own settings, for the dashboard
+        marker.update(study=result.study_name, storage=None if result.storage == display_url(
+            default_storage(out)) else result.storage)
+        write_atomic(out / MARKER, json.dumps(marker) + "\n")
     if search is not None and search.refit and not join:
         from labelwise.tuning._refit import refit_best
 
         refit_best(plan, space, result)
     return result
 
-
-def _check_combination(backend: str, *, storage: str | None, join: bool,
-                       workers: int | None) -> None:
-    if backend not in ("optuna", "ray"):
-        raise ConfigError(f"unknown backend {backend!r}", fix="use --backend optuna or "
-                          "--backend ray", code="LW334")
-    if backend != "ray":
-        if join and not storage:
-            raise ConfigError("--join needs the storage of the study to join",
-                              fix="pass the first machine's --storage URL (postgresql://... "
-                              "or journal:///shared/path)", code="LW334")
-        return
-    from labelwise.tuning._ray import _ray
-
-    _ray()  # a missing extra is an error before anything is read or written
-    for given, flag in ((storage, "--storage"), (join, "--join"), (workers and workers > 1,
-                                                                   "--workers")):
-        if given:
-            raise ConfigError(f"{flag} is an Optuna backend option; Ray schedules its own "
-                              "trials", fix=f"drop {flag}, or use --ray-address to run on a "
-                              "Ray cluster", code="LW334")

@@ -22,12 +22,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from labelwise.training._memory import frozen_heap
 from labelwise.errors import ConfigError, SchemaMismatchError
 from labelwise.plan.preflight import Plan
-from labelwise.tuning._base import SearchBackend, SearchResult
+from labelwise.tuning._base import FINISHED, SearchBackend, SearchResult, TrialCallback, notify
 from labelwise.tuning._output import collect, finish_best, summarize, write_trials_csv
 from labelwise.tuning._runner import (TrialRunner, eval_reporter, failure_reason,
                                       key_difference, save_if_best, study_key)
@@ -179,11 +180,12 @@ def _deadline_callback(trial: Any, deadline: float, timeout: float, reporter: An
 def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: str,
                n_trials: int, timeout: float | None, output_dir: Path, worker: int = 0,
                threads: int | None = None, join: bool = False, study: Any = None,
-               orphans: bool = False) -> int:
+               orphans: bool = False, after_trial: Callable[[], None] | None = None) -> int:
     """Run trials in this process until the study holds ``n_trials`` finished or running
     trials (or ``timeout`` seconds have passed); returns how many this process ran.
     ``study``: the study when the caller has opened it already; ``orphans``: also run
-    WAITING trials beyond the target (retries and slots of processes that have ended)."""
+    WAITING trials beyond the target (retries and slots of processes that have ended);
+    ``after_trial``: called after each trial this process ran."""
     optuna = optuna_module()
     if study is None:
         study = open_study(plan, space, storage=storage, study_name=study_name,
@@ -233,6 +235,8 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
             best = "-"
         logger.info("trial %d %s value=%s params=%s best=%s%s", trial.number, trial.state.name,
                     value, trial.params, best, f" [{reason}]" if reason else "")
+        if after_trial is not None:
+            after_trial()
 
     ran = 0
     with frozen_heap():  # the runner's data and weights: out of every collection's scan
@@ -254,8 +258,10 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
     return ran
 
 
-def wait_for_others(study: Any, storage: str) -> None:
-    """Wait while other processes (``--join``, ``--workers``) still run trials of the study.
+def wait_for_others(study: Any, storage: str, poll: Callable[[], None] = lambda: None
+                    ) -> None:
+    """Wait while other processes (``--join``, ``--workers``) still run trials of the study,
+    calling ``poll`` every 2 seconds.
 
     A process that died is noticed by the heartbeat. Journal storage has none, so there the
     wait ends once no trial has finished for twice the longest trial (at least 2 minutes).
@@ -267,6 +273,7 @@ def wait_for_others(study: Any, storage: str) -> None:
         running = tuple(t.number for t in trials if t.state.name == "RUNNING")
         if not running:
             return
+        poll()
         longest = max([t.duration.total_seconds() for t in trials if t.duration] or [60.0])
         if running != seen:
             logger.info("waiting for %d trial(s) that other processes run: %s", len(running),
@@ -279,28 +286,61 @@ def wait_for_others(study: Any, storage: str) -> None:
         time.sleep(2.0)
 
 
+class _Announcer:
+    """Hands each trial of the study that finishes during this call, whichever process ran
+    it, to the search callbacks, once."""
+
+    def __init__(self, study: Any, callbacks: Sequence[TrialCallback]) -> None:
+        self.study = study
+        self.callbacks = tuple(callbacks)
+        self.seen = {t.number for t in study.get_trials(deepcopy=False)
+                     if t.state.name in FINISHED} if self.callbacks else set()
+
+    def __call__(self) -> None:
+        if not self.callbacks:
+            return
+        for record in collect(self.study):
+            if record.state in FINISHED and record.number not in self.seen:
+                self.seen.add(record.number)
+                notify(self.callbacks, record)
+
+
 class OptunaBackend(SearchBackend):
     """Optuna with SQLite (default), an RDB URL or a journal file; N worker processes here,
-    and any number of ``--join`` processes elsewhere."""
+    and any number of ``--join`` processes elsewhere.
+
+    Args:
+        storage: Optuna storage URL (default: the SQLite file ``OUTPUT/study.db``).
+        study_name: Study name (default ``"labelwise"``).
+        workers: Worker processes on this machine, each with its share of the cores.
+        join: Add this process's trials to a study another machine started in ``storage``.
+        n_trials_given: With ``join``, ``False`` takes ``n_trials`` from the study.
+    """
 
     name = "optuna"
 
     def __init__(self, *, storage: str | None = None, study_name: str | None = None,
-                 workers: int = 1, source: str | None = None, join: bool = False,
-                 n_trials_given: bool = True) -> None:
+                 workers: int = 1, join: bool = False, n_trials_given: bool = True) -> None:
+        if join and not storage:
+            raise ConfigError("--join needs the storage of the study to join",
+                              fix="pass the first machine's --storage URL (postgresql://... "
+                              "or journal:///shared/path)", code="LW334")
+        if workers < 1:
+            raise ConfigError(f"workers={workers} runs no trial", fix="pass workers=1 or more",
+                              code="LW334")
         self.storage = storage
         self.study_name = study_name
         self.workers = workers
-        self.source = source
         self.join = join
         self.n_trials_given = n_trials_given
 
     def run(self, plan: Plan, *, space: dict[str, Any], output_dir: Path, n_trials: int,
-            timeout: float | None, callbacks: tuple[Any, ...] = ()) -> SearchResult:
+            timeout: float | None, callbacks: Sequence[TrialCallback] = ()) -> SearchResult:
         pins = self._gpu_pins(plan) if self.workers > 1 and not self.join else []
         storage = self.storage or default_storage(output_dir)
         name = self.study_name or "labelwise"
         study = open_study(plan, space, storage=storage, study_name=name, create=not self.join)
+        announce = _Announcer(study, callbacks)
         if self.join and not self.n_trials_given:
             n_trials = int(study.user_attrs.get(TARGET_ATTR, n_trials))
         elif not self.join:
@@ -313,20 +353,24 @@ class OptunaBackend(SearchBackend):
                         "joining" if self.join else "resuming", name, done, n_trials)
         if self.workers == 1 or self.join:
             run_worker(plan, space, storage=storage, study_name=name, n_trials=n_trials,
-                       timeout=timeout, output_dir=output_dir, join=self.join, study=study)
+                       timeout=timeout, output_dir=output_dir, join=self.join, study=study,
+                       after_trial=announce)
         elif _has_work(trials, n_trials):
-            self._spawn(plan, storage, name, n_trials, timeout, output_dir, pins)
+            self._spawn(plan, storage, name, n_trials, timeout, output_dir, announce, pins)
         if self.join:
+            announce()
             records = collect(study)
             write_trials_csv(records, output_dir / "trials.csv", space)
             return summarize(plan, records, output_dir=output_dir, storage=storage,
                              study_name=name, wall_seconds=time.perf_counter() - started)
         while True:  # trials of other processes, and retries of the ones that died
-            wait_for_others(study, storage)
+            wait_for_others(study, storage, poll=announce)
             if not any(t.state.name == "WAITING" for t in _states(study, storage)):
                 break
             run_worker(plan, space, storage=storage, study_name=name, n_trials=n_trials,
-                       timeout=None, output_dir=output_dir, study=study, orphans=True)
+                       timeout=None, output_dir=output_dir, study=study, orphans=True,
+                       after_trial=announce)
+        announce()
         records = collect(study)
         write_trials_csv(records, output_dir / "trials.csv", space)
         return finish_best(plan, space, records, output_dir=output_dir, storage=storage,
@@ -352,13 +396,13 @@ class OptunaBackend(SearchBackend):
         return pins
 
     def _spawn(self, plan: Plan, storage: str, name: str, n_trials: int,
-               timeout: float | None, output_dir: Path,
+               timeout: float | None, output_dir: Path, poll: Callable[[], None],
                pins: list[str | None] | None = None) -> None:
         cores = len(os.sched_getaffinity(0))
         threads = max(1, cores // self.workers)
         spec = output_dir / ".worker.json"
         spec.write_text(json.dumps({"config": plan.config.model_dump(mode="json"),
-                                    "source": self.source, "storage": storage, "study": name,
+                                    "source": plan.source, "storage": storage, "study": name,
                                     "timeout": timeout, "output_dir": str(output_dir)}))
         procs = []
         for i in range(self.workers):
@@ -369,7 +413,13 @@ class OptunaBackend(SearchBackend):
                 env["CUDA_VISIBLE_DEVICES"] = str(pins[i])  # this worker's one GPU
             procs.append(subprocess.Popen(cmd, env=env))
         try:
-            codes = [p.wait() for p in procs]
+            while alive := [p for p in procs if p.poll() is None]:
+                poll()  # the trials the workers finished, to the search callbacks
+                try:
+                    alive[0].wait(timeout=2.0)
+                except subprocess.TimeoutExpired:
+                    pass
+            codes = [p.returncode for p in procs]
         except KeyboardInterrupt:
             for p in procs:
                 p.terminate()

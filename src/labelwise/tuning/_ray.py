@@ -19,6 +19,7 @@ the data paths and ``output_dir`` must be on storage every node sees (as Ray req
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -27,13 +28,15 @@ import os
 import re
 import socket
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from labelwise.plan.config import RayConfig, RunConfig, config_from_dict
 from labelwise.errors import SchemaMismatchError, require
 from labelwise.plan.preflight import Plan
-from labelwise.tuning._base import SearchBackend, SearchResult, TrialRecord
+from labelwise.tuning._base import (FINISHED, SearchBackend, SearchResult, TrialCallback,
+                                    TrialRecord, notify)
 from labelwise.tuning._output import finish_best, write_trials_csv
 from labelwise.tuning._runner import failure_reason, key_difference, study_key
 
@@ -43,8 +46,23 @@ logger = logging.getLogger("labelwise")
 KEY_FILE = "search_key.json"
 SEAL_FILE = "ray_state.json"  # the sha256 of the tuner.pkl this search's Tuner wrote
 FAIL_FILE = "fail_reason.txt"
+STOP_FILE = "stop_reason.txt"  # why Ray stopped a trial early (ASHA, or the time budget)
 ENV_PASSED = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "LABELWISE_CACHE")
 _RUNNERS: dict[str, Any] = {}  # one TrialRunner per search in a reused Ray actor
+
+
+@dataclasses.dataclass
+class _Live:
+    """The running call of a search: its callbacks, the trials handed to them, and when its
+    time budget ends (``time.monotonic()``)."""
+
+    callbacks: tuple[TrialCallback, ...]
+    timeout: float | None
+    deadline: float
+    seen: set[int] = dataclasses.field(default_factory=set)
+
+
+_LIVE: dict[str, _Live] = {}  # experiment dir -> the running call
 
 
 def _ray() -> Any:
@@ -181,56 +199,102 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
                  **{f"valid_{k}": v for k, v in final["metrics"].items()}})
 
 
+def _record(path: Path, metrics: dict[str, Any] | None, config: dict[str, Any] | None,
+            error: BaseException | None, space: dict[str, Any], metric: str) -> TrialRecord:
+    """One trial as a :class:`TrialRecord`, from its directory in the search's storage
+    (``path``), its last reported metrics, its config and its error, if any."""
+    m = dict(metrics or {})
+    params = {k: (config or {}).get(k) for k in space}
+    reports = int(m.get("training_iteration") or 0)
+    stop = path / STOP_FILE
+    if error is not None:
+        fail = path / FAIL_FILE
+        cause = getattr(error, "cause", None) or error
+        reason = fail.read_text().strip() if fail.exists() else failure_reason(cause)
+        state, value = "FAIL", None
+    elif m.get("final"):
+        state, value, reason = "COMPLETE", m.get("objective"), ""
+    elif stop.exists():
+        state, value, reason = "PRUNED", None, stop.read_text().strip()
+    elif reports:
+        state, value = "PRUNED", None
+        reason = (f"stopped by ASHA after {reports} evaluation(s): "
+                  f"{metric}={m.get('objective', float('nan')):.4f}")
+    else:
+        state, value, reason = "WAITING", None, ""
+    valid = {k.removeprefix("valid_"): v for k, v in m.items() if k.startswith("valid_")}
+    duration = m.get("duration_s", m.get("time_total_s"))
+    return TrialRecord(number=_trial_number(str(path)), state=state, params=params,
+                       value=value, metrics=valid, duration_s=duration,
+                       step_seconds=m.get("step_seconds"), seed=m.get("seed"), reason=reason)
+
+
 def _records(grid: Any, space: dict[str, Any], metric: str) -> list[TrialRecord]:
-    out = []
-    for result in grid:
-        path = Path(result.path)
-        number = _trial_number(str(path))
-        m = dict(result.metrics or {})
-        params = {k: (result.config or {}).get(k) for k in space}
-        reports = int(m.get("training_iteration") or 0)
-        if result.error is not None:
-            fail = path / FAIL_FILE
-            cause = getattr(result.error, "cause", None) or result.error
-            reason = fail.read_text().strip() if fail.exists() else failure_reason(cause)
-            state, value = "FAIL", None
-        elif m.get("final"):
-            state, value, reason = "COMPLETE", m.get("objective"), ""
-        elif reports:
-            state, value = "PRUNED", None
-            reason = (f"stopped by ASHA after {reports} evaluation(s): "
-                      f"{metric}={m.get('objective', float('nan')):.4f}")
-        else:
-            state, value, reason = "WAITING", None, ""
-        metrics = {k.removeprefix("valid_"): v for k, v in m.items() if k.startswith("valid_")}
-        duration = m.get("duration_s", m.get("time_total_s"))
-        out.append(TrialRecord(number=number, state=state, params=params, value=value,
-                               metrics=metrics, duration_s=duration,
-                               step_seconds=m.get("step_seconds"), seed=m.get("seed"),
-                               reason=reason))
-    return sorted(out, key=lambda r: r.number)
+    """The trials of a search that has ended; trials that never started (the time budget
+    ended the search first) are left out."""
+    out = [_record(Path(r.path), r.metrics, r.config, r.error, space, metric) for r in grid]
+    return sorted((r for r in out if r.state != "WAITING"), key=lambda r: r.number)
 
 
-def _log_callback(metric: str) -> Any:
+def _stopped(experiment: Path, path: Path, trial: Any) -> None:
+    """Record why Ray stopped a trial that had not finished: the time budget (reached) or
+    ASHA (before it). A trial that never started leaves no record."""
+    live = _LIVE.get(str(experiment))
+    reports = int((trial.last_result or {}).get("training_iteration") or 0)
+    if live is None or (trial.last_result or {}).get("final") or str(trial.status) == "PENDING":
+        return
+    if live.timeout is not None and time.monotonic() >= live.deadline:
+        when = f"after {reports} evaluation(s)" if reports else "before its first evaluation"
+        reason = f"stopped {when}: the search timeout ({live.timeout:g} s) was reached"
+    elif reports:
+        return  # ASHA: _record words it from the last report
+    else:
+        reason = "stopped before its first evaluation"
+    path.mkdir(parents=True, exist_ok=True)
+    (path / STOP_FILE).write_text(reason + "\n")
+
+
+def _announce(experiment: Path, record: TrialRecord) -> None:
+    """Hand ``record`` to the search callbacks of the running call, once per trial."""
+    live = _LIVE.get(str(experiment))
+    if live is not None and record.state in FINISHED and record.number not in live.seen:
+        live.seen.add(record.number)
+        notify(live.callbacks, record)
+
+
+def _driver_callback(metric: str, space: dict[str, Any], experiment: Path) -> Any:
+    """Logs each finished trial and hands its record to the search callbacks.
+
+    Ray pickles its callbacks with the search and a restore brings back the pickled ones,
+    so this one holds no callbacks of its own: it finds the running call's in ``_LIVE``."""
     from ray.tune import Callback
 
-    class Log(Callback):
+    class Driver(Callback):
+        def _finished(self, trial: Any, error: BaseException | None) -> None:
+            import importlib
+
+            here = importlib.import_module("labelwise.tuning._ray")  # live, also after a restore
+
+            path = experiment / Path(trial.local_path or trial.path or "").name
+            if error is None:
+                here._stopped(experiment, path, trial)
+            record = here._record(path, trial.last_result, trial.config, error, space, metric)
+            value = f" {metric}={record.value:.4f}" if record.value is not None else ""
+            if record.state in FINISHED:
+                here.logger.info("trial %d %s%s params=%s%s", record.number, record.state,
+                                 value, record.params,
+                                 f" [{record.reason}]" if record.reason else "")
+            here._announce(experiment, record)
+
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any
                               ) -> None:
-            last = trial.last_result or {}
-            number = _trial_number(trial.local_path or "")
-            if last.get("final"):
-                logger.info("trial %d COMPLETE %s=%.4f params=%s", number, metric,
-                            last["objective"], trial.config)
-            else:
-                logger.info("trial %d PRUNED after %s evaluation(s)", number,
-                            last.get("training_iteration"))
+            self._finished(trial, None)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any
                            ) -> None:
-            logger.info("trial %d FAIL", _trial_number(trial.local_path or ""))
+            self._finished(trial, trial.get_error() or RuntimeError("the trial failed"))
 
-    return Log()
+    return Driver()
 
 
 def _tuner_digest(experiment: Path) -> str:
@@ -273,14 +337,14 @@ class RayBackend(SearchBackend):
 
     name = "ray"
 
-    def __init__(self, *, address: str | None = None, study_name: str | None = None,
-                 source: str | None = None) -> None:
+    def __init__(self, *, address: str | None = None, study_name: str | None = None
+                 ) -> None:
+        _ray()  # a missing extra is an error before anything is read or written
         self.address = address
         self.study_name = study_name
-        self.source = source
 
     def run(self, plan: Plan, *, space: dict[str, Any], output_dir: Path, n_trials: int,
-            timeout: float | None, callbacks: tuple[Any, ...] = ()) -> SearchResult:
+            timeout: float | None, callbacks: Sequence[TrialCallback] = ()) -> SearchResult:
         ray = _ray()
         import optuna
         from ray import tune
@@ -295,7 +359,7 @@ class RayBackend(SearchBackend):
         if (experiment / "tuner.pkl").exists():
             check_sealed(output_dir, experiment)  # before Ray starts: unpickle only ours
         config = absolute_config(plan.config)
-        spec = {"config": config.model_dump(mode="json"), "source": self.source, "key": key,
+        spec = {"config": config.model_dump(mode="json"), "source": plan.source, "key": key,
                 "output_dir": str(output_dir.resolve()), "name": name,
                 "experiment": str(experiment),
                 "cpus": settings.cpus_per_trial, "gpus": settings.gpus_per_trial}
@@ -330,7 +394,7 @@ class RayBackend(SearchBackend):
         # in that window would run again after a restore. Trials take minutes, a save ms.
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
         started = time.perf_counter()
-        if tune.Tuner.can_restore(str(experiment)):
+        if tune.Tuner.can_restore(str(experiment)):  # with the callbacks pickled in it
             logger.info("restoring the Ray search at %s", experiment)
             tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True,
                                        resume_errored=False, restart_errored=False)
@@ -349,10 +413,15 @@ class RayBackend(SearchBackend):
                     name=name, storage_path=str(experiment.parent), verbose=0,
                     failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                    callbacks=[_log_callback(metric)]))
+                    callbacks=[_driver_callback(metric, space, experiment)]))
             seal(output_dir, experiment)
-        grid = tuner.fit()
-        records = _records(grid, space, metric)
+        _LIVE[str(experiment)] = _Live(tuple(callbacks), timeout,
+                                       time.monotonic() + (timeout or 0.0))
+        try:
+            grid = tuner.fit()
+            records = _records(grid, space, metric)
+        finally:
+            _LIVE.pop(str(experiment), None)
         write_trials_csv(records, output_dir / "trials.csv", space)
         return finish_best(plan, space, records, output_dir=output_dir,
                            storage=f"ray:{experiment}", study_name=name,
