@@ -19,6 +19,7 @@ __all__ = [
     "AmbiguousTaskError",
     "SchemaMismatchError",
     "ConfigError",
+    "SearchSpaceError",
     "ContractError",
     "PreflightError",
     "MissingDependencyError",
@@ -99,6 +100,13 @@ class ConfigError(LabelwiseError, ValueError):
     """A run configuration value is unknown, malformed or out of range."""
 
     default_code = "LW300"
+
+
+class SearchSpaceError(ConfigError):
+    """A search-space sample would change the label encoding, or names a key that is no
+    setting (raised by ``guard_trainer`` for ``Trainer.hyperparameter_search``)."""
+
+    default_code = "LW239"
 
 
 class ContractError(LabelwiseError, ValueError):
