@@ -26,6 +26,7 @@ from labelwise.outputs.model_dir import partial_dir, publish, save_model_dir
 from labelwise.plan.config import RunConfig, load_config
 from labelwise.errors import ConfigError, SchemaMismatchError
 from labelwise.plan.preflight import Plan, preflight
+from labelwise.scoring.diagnosis import Diagnosis
 from labelwise.scoring.thresholds import Thresholds
 from labelwise.training.tokens import Encoded, encode_texts
 from labelwise.plan.contract import to_targets
@@ -38,13 +39,15 @@ logger = logging.getLogger("labelwise")
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What ``train`` produced: the model dir, metrics per split, thresholds, timings."""
+    """What ``train`` produced: the model dir, metrics per split, thresholds, timings, and
+    the findings after training (``diagnosis.findings``: what the model cannot do)."""
 
     output_dir: Path
     metrics: dict[str, dict[str, Any]]
     thresholds: Thresholds | None
     plan: Plan
     stats: dict[str, Any] = field(default_factory=dict)
+    diagnosis: Diagnosis = field(default_factory=Diagnosis)
 
 
 @dataclass
@@ -330,11 +333,13 @@ def final_metrics(prepared: Prepared, model: Any, *, plan: Plan | None = None,
                   splits: Sequence[str] | None = None, batch_size: int = 64,
                   thresholds: Thresholds | None = None,
                   valid_eval: tuple[np.ndarray, np.ndarray] | None = None,
+                  keep: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
                   ) -> tuple[dict[str, dict[str, Any]], Thresholds | None]:
     """Thresholds tuned on validation, then the full metrics of each split with them.
 
     ``valid_eval`` (logits and targets of the last evaluation, in any row order)
-    saves a forward pass; ``thresholds`` skips tuning."""
+    saves a forward pass; ``thresholds`` skips tuning; ``keep`` receives the logits and
+    targets of each split."""
     from labelwise.scoring.evaluation import evaluate_logits
     from labelwise.training.forward import predict_logits
 
@@ -348,6 +353,8 @@ def final_metrics(prepared: Prepared, model: Any, *, plan: Plan | None = None,
             logits = predict_logits(model, prepared.encoded_at(split, length),
                                     pad_id=prepared.pad_id, batch_size=batch_size)
             targets = prepared.targets(split, plan)
+        if keep is not None:
+            keep[split] = (np.asarray(logits), np.asarray(targets))
         tune = split == "valid" and thresholds is None
         out[split], tuned = evaluate_logits(logits, targets, contract=plan.contract,
                                             schema=plan.schema, thresholds=thresholds,
@@ -429,7 +436,9 @@ def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bo
     prep_seconds = time.perf_counter() - started
     with frozen_heap():  # the loaded data and weights: out of every collection's scan
         result = fit(prepared, work=work, callbacks=callbacks, resume_from=resume_from)
-        metrics, thresholds = final_metrics(prepared, result.model)
+        outputs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        metrics, thresholds = final_metrics(prepared, result.model, keep=outputs)
+        diagnosis = _diagnosis(prepared, result, plan, outputs, thresholds)
     stats = {"threads": threads, "prepare_seconds": round(prep_seconds, 3),
              "train_seconds": round(result.train_seconds, 3),
              "step_seconds": round(result.step_seconds, 3), "steps": result.steps,
@@ -440,7 +449,22 @@ def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bo
     final = work / "final"
     save_model_dir(final, plan=plan, model=result.model, tokenizer=prepared.tokenizer,
                    metrics=metrics, thresholds=thresholds, stats=stats,
-                   log_history=result.log_history)
+                   log_history=result.log_history, after_training=diagnosis.to_dict())
     publish(final, out, overwrite=overwrite)
     shutil.rmtree(work, ignore_errors=True)
-    return TrainResult(out, metrics, thresholds, plan, stats)
+    return TrainResult(out, metrics, thresholds, plan, stats, diagnosis)
+
+
+def _diagnosis(prepared: Prepared, result: FitResult, plan: Plan,
+               outputs: dict[str, tuple[np.ndarray, np.ndarray]],
+               thresholds: Thresholds | None) -> Diagnosis:
+    """The findings after training (:mod:`labelwise.training.after`), logged one a line."""
+    from labelwise.training.after import diagnose_run
+
+    if "valid" not in outputs:
+        return Diagnosis()
+    diagnosis = diagnose_run(prepared, result.model, plan=plan, valid=outputs["valid"],
+                             thresholds=thresholds, log_history=result.log_history)
+    for finding in diagnosis.findings:
+        logger.info("after training: %s", finding.render())
+    return diagnosis

@@ -164,6 +164,7 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
                  "step_seconds": round(outcome.step_seconds, 3),
                  "duration_s": round(outcome.seconds, 3), "seed": runner.plan.config.train.seed,
                  "schema_fingerprint": spec["key"]["schema_fingerprint"],
+                 "findings": json.dumps(outcome.diagnosis.to_dict()["findings"]),
                  **{f"valid_{k}": v for k, v in primary_metrics(outcome.metrics).items()}})
 
 
@@ -193,7 +194,8 @@ def _records(grid: Any, space: dict[str, Any], metric: str) -> list[TrialRecord]
         out.append(TrialRecord(number=number, state=state, params=params, value=value,
                                metrics=metrics, duration_s=duration,
                                step_seconds=m.get("step_seconds"), seed=m.get("seed"),
-                               reason=reason))
+                               reason=reason, findings=tuple(json.loads(m.get("findings")
+                                                                        or "[]"))))
     return sorted(out, key=lambda r: r.number)
 
 
@@ -206,8 +208,11 @@ def _log_callback(metric: str) -> Any:
             last = trial.last_result or {}
             number = _trial_number(trial.local_path or "")
             if last.get("final"):
-                logger.info("trial %d COMPLETE %s=%.4f params=%s", number, metric,
-                            last["objective"], trial.config)
+                from labelwise.scoring.diagnosis import brief
+
+                found = brief(json.loads(last.get("findings") or "[]"))
+                logger.info("trial %d COMPLETE %s=%.4f params=%s%s", number, metric,
+                            last["objective"], trial.config, f" — {found}" if found else "")
             else:
                 logger.info("trial %d PRUNED after %s evaluation(s)", number,
                             last.get("training_iteration"))
