@@ -99,7 +99,8 @@ def test_plain_prior_loss_is_the_entropy_of_the_label_frequencies():
     _, weighted, y = _setup("multiclass", {"class_weights": "balanced"})
     assert prior_loss(y, weighted)[0] == pytest.approx(math.log(3), rel=1e-9)
     _, reg, y = _setup("regression")
-    assert prior_loss(y, reg)[0] == pytest.approx(np.var(y.astype(np.float64), axis=0).mean(), rel=1e-9)
+    variance = np.var(y.astype(np.float64), axis=0).mean()
+    assert prior_loss(y, reg)[0] == pytest.approx(variance, rel=1e-9)
 
 
 # --- the training log ------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 matter (``library_name``, ``pipeline_tag``, ``tags``, ``base_model`` when the base is a hub
 model) and sections: the task and labels with their training counts, metrics per split,
 the limitations found after training (``after_training`` in ``labelwise.json``: a class
-never predicted, a collapsed model, a run that learned nothing, ...), thresholds, base model, training data, hyperparameters, and how to load the model with
+never predicted, a collapsed model, a run that learned nothing, ...), thresholds, base
+model, training data, hyperparameters, and how to load the model with
 ``transformers.pipeline`` and with ``labelwise.predict``.
 
 :func:`labelwise.outputs.model_dir.save_model_dir` calls it with the label counts of the data in
