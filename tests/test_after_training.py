@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 
 import pandas as pd
 import pytest
@@ -137,14 +138,25 @@ def test_a_frozen_head_collapses_the_model(tmp_path, tiny_model, task):
 
 def test_validation_much_worse_than_training_is_overfitting(tmp_path, tiny_model):
     # the training run of the test above (it learns 'a' against 'b'), judged on a validation
-    # split whose 'a' and 'b' rows carry each other's words
+    # split whose 'a' and 'b' rows carry each other's words. A trial's model (the last one):
+    # train() keeps the checkpoint best on validation, here the one that learned least.
+    from labelwise.plan.preflight import preflight
+    from labelwise.training.after import diagnose_run
+    from labelwise.training.train import final_metrics, fit, prepare
+
     swapped = {"a": KEYS["b"], "b": KEYS["a"], "c": KEYS["c"]}
-    result = train(config(tmp_path, tiny_model, ["a", "b"] * 30 + ["c"], ["a", "b", "c"] * 8,
-                          valid_keys=swapped))
-    found = {f.code: f for f in result.diagnosis.findings}
+    plan = preflight(config(tmp_path, tiny_model, ["a", "b"] * 30 + ["c"],
+                            ["a", "b", "c"] * 8, valid_keys=swapped))
+    prepared = prepare(plan)
+    fitted = fit(prepared, work=tmp_path / "work", save=False)
+    outputs = {}
+    final_metrics(prepared, fitted.model, splits=["valid"], keep=outputs)
+    diagnosis = diagnose_run(prepared, fitted.model, plan=plan, valid=outputs["valid"],
+                             thresholds=None, log_history=fitted.log_history)
+    found = {f.code: f for f in diagnosis.findings}
     assert "LW608" in found, found
     assert found["LW608"].message.startswith("overfitting: macro_f1 is ")
-    sample = result.diagnosis.checks["train_sample"]
+    sample = diagnosis.checks["train_sample"]
     assert sample["rows"] == 24 and sample["macro_f1"] > 0.6
 
 
@@ -163,8 +175,8 @@ def test_a_search_records_findings_per_trial_and_prints_them_on_the_best_line(tm
     shown = runner.invoke(app, ["tune", "--config", str(path), "--no-report"])
     assert shown.exit_code == 0, shown.output
     text = " ".join(shown.output.split())
-    assert "— class 'c' never predicted on validation (8 validation rows, 1 training row) ->" \
-        in text, text
+    assert re.search(r"best trial \d: macro_f1=\d\.\d{4} — class 'c' never predicted on "
+                     r"validation \(8 validation rows, 1 training row\)", text), text
     assert "After training (best trial" in text
     with (tmp_path / "out" / "trials.csv").open() as fh:
         rows = list(csv.DictReader(fh))

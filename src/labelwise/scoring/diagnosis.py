@@ -21,8 +21,9 @@ Every finding is judged on validation (test stays untouched: it chooses nothing)
   the training label prior (:mod:`labelwise.scoring.baseline`, computed exactly from the
   training targets under the run's own loss). Noise is three standard errors of that
   loss over the rows the final loss averages, or 1% of it, whichever is larger.
-  **LW606** the same test on validation: the model's validation loss against the loss of
-  predicting the training prior for every validation row.
+  **LW606** the same test on validation, paired row by row: the model's validation loss
+  against the loss of predicting the training prior for every validation row, with three
+  standard errors of their row-wise difference (or 1%) as the noise.
 * **LW607** a tuned threshold at the edge of its range ([0.01, 0.99]), or below every
   validation score of its label (the label is predicted for every row).
 * **LW608** overfitting: the run's objective on a sample of training rows (the final
@@ -45,7 +46,8 @@ import numpy as np
 
 from labelwise.findings import Finding, Findings, Where
 from labelwise.plan.contract import HeadContract
-from labelwise.scoring.baseline import contract_loss, prior_loss
+from labelwise.scoring.baseline import (contract_loss, loss_terms, prior_logits, prior_loss,
+                                        ratio_standard_error)
 from labelwise.scoring.decisions import decide, scores_from_logits
 from labelwise.scoring.thresholds import CLIP, Thresholds
 
@@ -365,9 +367,13 @@ def _learned_nothing(contract: HeadContract, logits: np.ndarray, valid_targets: 
                                f"{prior} for every row", Where(split="train", detail=f"loss "
                                                   f"{contract.loss}, noise ±{margin:.4f}"),
                                fix))
-    v_loss = contract_loss(logits, valid_targets, contract)
-    p_valid, se_valid = prior_loss(train_targets, contract, on=valid_targets)
-    margin_v = max(NOISE_SE * (se_valid if math.isfinite(se_valid) else 0.0),
+    # paired, row by row: the model's loss against the prior's on the same validation rows
+    num, den = loss_terms(logits, valid_targets, contract)
+    p_num, _ = loss_terms(np.tile(prior_logits(train_targets, contract), (len(logits), 1)),
+                          valid_targets, contract)
+    v_loss, p_valid = float(num.sum() / den.sum()), float(p_num.sum() / den.sum())
+    se_diff = ratio_standard_error(num - p_num, den)
+    margin_v = max(NOISE_SE * (se_diff if math.isfinite(se_diff) else 0.0),
                    NOISE_FLOOR * p_valid)
     checks["valid_loss"] = round(v_loss, 6)
     checks["prior_valid_loss"] = round(p_valid, 6)

@@ -24,6 +24,7 @@ from labelwise.plan.contract import derive_contract
 from labelwise.errors import LabelwiseError
 from labelwise.plan.preflight import Plan, class_counts, contract_options
 from labelwise.plan.space import apply_params
+from labelwise.scoring.diagnosis import Diagnosis
 from labelwise.training.train import (Prepared, final_metrics, fit, load_base_state, prepare,
                                 set_threads)
 from labelwise.tuning._space import max_length_over, space_to_json
@@ -48,7 +49,7 @@ class TrialOutcome:
     step_seconds: float
     steps: int
     log_history: list[dict[str, Any]]
-    diagnosis: Any = None  # labelwise.scoring.diagnosis.Diagnosis: the findings after training
+    diagnosis: Diagnosis | None = None  # the findings after training
 
 
 def study_key(plan: Plan, space: dict[str, Any]) -> dict[str, Any]:
