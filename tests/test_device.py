@@ -372,7 +372,12 @@ def test_worker_processes_get_cuda_visible_devices(tmp_path, tiny_model, monkeyp
         def __init__(self, cmd, env=None):
             started.append((cmd[cmd.index("--worker") + 1], env.get("CUDA_VISIBLE_DEVICES")))
 
-        def wait(self):
+        returncode = 0
+
+        def wait(self, timeout=None):
+            return 0
+
+        def poll(self):
             return 0
 
     monkeypatch.setattr(subprocess, "Popen", Recorded)
@@ -384,7 +389,7 @@ def test_worker_processes_get_cuda_visible_devices(tmp_path, tiny_model, monkeyp
     plan = preflight(config, search=True, facts=A100)
     (tmp_path / "out").mkdir(exist_ok=True)
     backend._spawn(plan, "sqlite:///unused.db", "s", 2, None, tmp_path / "out",
-                   backend._gpu_pins(plan))
+                   lambda: None, backend._gpu_pins(plan))
     assert started == [("0", "0"), ("1", "1")]
     with pytest.raises(ConfigError, match="--workers 3 needs 3 GPU slots"):
         _optuna.OptunaBackend(workers=3)._gpu_pins(plan)
@@ -453,7 +458,7 @@ def test_ray_gpus_per_trial_reach_the_trainer(tmp_path, tiny_model, monkeypatch,
     import labelwise.tuning._runner as runner_mod
     from labelwise.tuning import _ray
     from labelwise.tuning._runner import study_key
-    from labelwise.tuning._space import search_space
+    from labelwise.plan.space import search_space
 
     _gpus(monkeypatch, 1, bf16=True)
     built = {}

@@ -292,4 +292,7 @@ def test_best_dir_records_the_decisions_of_the_best_trials_own_config(tmp_path, 
     assert decided["embedding_rows"] == ("all" if best.train.weight_decay > 0
                                          else "tokens in train and valid")
     assert manifest["plan"]["config"]["train"]["weight_decay"] == best.train.weight_decay
-    assert manifest["plan"]["decisions"] == preflight(best, search=True).to_dict()["decisions"]
+    from labelwise.training.device import device_facts
+
+    expected = preflight(best, search=True, facts=device_facts()).to_dict()["decisions"]
+    assert manifest["plan"]["decisions"] == expected

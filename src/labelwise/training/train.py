@@ -528,11 +528,13 @@ def _train_locked(config: RunConfig, out: Path, group: Any, *, overwrite: bool, 
     work = work_dir(out)
     final = work / "final"
     done = group.once(lambda: _finish_interrupted(work, out, plan, resume))
-    if done is not None or not _started(group, work, plan, overwrite):
-        return (TrainResult(out, done[0], done[1], plan, done[2])
-                if group.main and done is not None else
+    if done is not None:
+        return (TrainResult(out, done[0], done[1], plan, done[2]) if group.main else
                 TrainResult(out, {}, None, plan, {"rank": group.rank}, main_process=False))
+    # the checkpoint to resume from (without --resume: an unfinished run is removed), then
+    # the partial dir and what the run trains on
     resume_from = group.once(lambda: _resume_point(work, plan, resume))
+    _started(group, work, plan, overwrite)
     try:
         measured = _fit_and_measure(plan, work, group, callbacks=callbacks,
                                     resume_from=resume_from)
@@ -580,21 +582,20 @@ def _finish_interrupted(work: Path, out: Path, plan: Plan, resume: bool
     return None
 
 
-def _started(group: Any, work: Path, plan: Plan, overwrite: bool) -> bool:
+def _started(group: Any, work: Path, plan: Plan, overwrite: bool) -> None:
     """Process 0 creates the partial dir and records what the run trains on."""
     import json
 
     from labelwise.outputs.safety import disk_full_errors, write_atomic
 
-    def start() -> bool:
+    def start() -> None:
         with disk_full_errors(work):
             work.mkdir(parents=True, exist_ok=True)
             write_atomic(work / RESUME_PLAN, json.dumps({
                 "schema": plan.schema.fingerprint,
                 "data": plan.to_dict()["data_fingerprints"], "overwrite": overwrite}))
-        return True
 
-    return group.once(start)
+    group.once(start)
 
 
 def _fit_and_measure(plan: Plan, work: Path, group: Any, *, callbacks: Sequence[Any],
