@@ -410,6 +410,15 @@ def print_metrics(metrics: dict[str, Any], console: Any) -> None:
     console.print(table)
 
 
+def print_after_training(findings: Any, console: Any, *, title: str = "After training"
+                         ) -> None:
+    """The findings on what the trained model cannot do (``no findings`` when none)."""
+    from labelwise.cli.render import print_findings
+
+    console.print(f"\n[bold]{title}[/] (judged on validation)")
+    print_findings(findings, console)
+
+
 ReportOpt = Annotated[bool, typer.Option("--report/--no-report",
                                           help="Write OUTPUT/report.html at the end.")]
 
@@ -474,6 +483,7 @@ def train(
             names = ([str(schema.positive)] if len(result.thresholds.values) == 1
                      else schema.label_names)
             console.print(thresholds_line(result.thresholds, names), highlight=False)
+        print_after_training(result.diagnosis.findings, console)
         s = result.stats
         ran = s.get("steps_this_run", s["steps"])
         resumed = (f", resumed at step {s['resumed_from_step']} of {s['steps']}"
@@ -548,20 +558,30 @@ def print_search(result: Any, console: Any) -> None:
     done = [t for t in result.trials if t.value is not None]
     ranked = sorted(done, key=lambda t: t.value, reverse=direction == "maximize")
     table = Table(title=f"Trials (objective: {metric}, {direction})", title_justify="left")
-    for col in ("trial", "state", metric, "params", "seconds", "reason"):
+    for col in ("trial", "state", metric, "params", "seconds", "reason", "after training"):
         table.add_column(col)
     shown = ranked[:10] + [t for t in result.trials if t.value is None][:5]
     for t in shown:
         params = ", ".join(f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else
                            f"{k.split('.')[-1]}={v}" for k, v in t.params.items())
         table.add_row(str(t.number), t.state, f"{t.value:.4f}" if t.value is not None else "-",
-                      params, f"{t.duration_s:.1f}" if t.duration_s else "-", t.reason[:60])
+                      params, f"{t.duration_s:.1f}" if t.duration_s else "-", t.reason[:60],
+                      " ".join(dict.fromkeys(f["code"] for f in t.findings)))
     console.print(table)
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result.counts().items()))
     console.print(f"{len(result.trials)} trials: {counts}")
     if result.best_dir is not None:
+        from rich.markup import escape
+
+        from labelwise.scoring.diagnosis import Diagnosis, brief
+
+        best = next((t for t in result.trials if t.number == result.best_trial), None)
+        found = list(best.findings) if best is not None else []
+        note = f" — [yellow]{escape(brief(found))}[/]" if found else ""
         console.print(f"[green]best[/] trial {result.best_trial}: {metric}="
-                      f"{result.best_value:.4f} -> {result.best_dir}")
+                      f"{result.best_value:.4f}{note} -> {result.best_dir}")
+        print_after_training(Diagnosis.from_dict({"findings": found}).findings, console,
+                             title=f"After training (best trial {result.best_trial})")
     console.print(f"trials table: {result.output_dir / TRIALS}")
 
 

@@ -3,7 +3,9 @@
 ``write_model_card(model_dir)`` reads the dir's ``labelwise.json`` and writes YAML front
 matter (``library_name``, ``pipeline_tag``, ``tags``, ``base_model`` when the base is a hub
 model) and sections: the task and labels with their training counts, metrics per split,
-thresholds, base model, training data, hyperparameters, and how to load the model with
+the limitations found after training (``after_training`` in ``labelwise.json``: a class
+never predicted, a collapsed model, a run that learned nothing, ...), thresholds, base
+model, training data, hyperparameters, and how to load the model with
 ``transformers.pipeline`` and with ``labelwise.predict``.
 
 :func:`labelwise.outputs.model_dir.save_model_dir` calls it with the label counts of the data in
@@ -88,6 +90,7 @@ def render_model_card(manifest: Mapping[str, Any], *,
               "below follow from it."), "",
              *_labels(task, schema, names, train, unavailable), "",
              *_metrics(manifest.get("metrics") or {}), "",
+             *_limitations(manifest), "",
              *_thresholds(task, schema, manifest), "",
              "## Base model", "", f"Fine-tuned from {base_text}.", "",
              *_data(plan, schema), "",
@@ -152,6 +155,24 @@ def _metrics(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return ["## Metrics", "", ("Computed by labelwise on each split after training (test "
                                "metrics use the thresholds chosen on validation)."), "",
             *_table(["metric", *splits], rows)]
+
+
+def _limitations(manifest: Mapping[str, Any]) -> list[str]:
+    out = ["## Limitations found after training", ""]
+    saved = manifest.get("after_training")
+    if saved is None:
+        why = ("The model was retrained on train + validation (`search.refit`): no "
+               "validation rows were left to check it on." if manifest.get("refit") else
+               "Not recorded for this model.")
+        return [*out, why]
+    findings = saved.get("findings") or []
+    if not findings:
+        return [*out, ("None found on validation: every class is predicted, the model did not "
+                       "collapse, its losses are below the label prior's, no threshold sits at "
+                       "an edge, and validation is close to training.")]
+    rows = [[f["code"], f["message"], f.get("fix", "")] for f in findings]
+    return [*out, "Checked by labelwise on the validation split after training:", "",
+            *_table(["code", "finding", "fix"], rows)]
 
 
 def _thresholds(task: str, schema: Mapping[str, Any], manifest: Mapping[str, Any]

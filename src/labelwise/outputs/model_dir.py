@@ -7,7 +7,9 @@ Layout of a model dir (what ``train`` writes and ``tune`` writes as ``best/``):
 * the tokenizer files;
 * ``labelwise.json``: schema, contract, thresholds, resolved plan, metrics, package
   versions, data fingerprints, training statistics;
-* ``metrics.json``: the full metrics of every evaluated split;
+* ``metrics.json``: the full metrics of every evaluated split, and under
+  ``after_training`` the findings on what the model cannot do
+  (:mod:`labelwise.scoring.diagnosis`) with the numbers they were judged on;
 * ``train_log.jsonl``: the training log, one record per line;
 * ``README.md``: a Hugging Face style model card (``labelwise.outputs.model_card``).
 
@@ -76,9 +78,12 @@ def _json_default(value: Any) -> Any:
 
 def save_model_dir(path: Path, *, plan: Any, model: Any, tokenizer: Any,
                    metrics: dict[str, Any], thresholds: Any, stats: dict[str, Any],
-                   log_history: list[dict[str, Any]], extra: dict[str, Any] | None = None
-                   ) -> Path:
-    """Write a complete model dir at ``path`` (which must not exist yet)."""
+                   log_history: list[dict[str, Any]], extra: dict[str, Any] | None = None,
+                   after_training: dict[str, Any] | None = None) -> Path:
+    """Write a complete model dir at ``path`` (which must not exist yet).
+
+    ``after_training``: the findings after training (``Diagnosis.to_dict()``), written to
+    ``metrics.json`` and ``labelwise.json`` under that key."""
     path.mkdir(parents=True, exist_ok=False)
     model.save_pretrained(path)
     tokenizer.model_max_length = plan.config.model.max_length
@@ -100,8 +105,13 @@ def save_model_dir(path: Path, *, plan: Any, model: Any, tokenizer: Any,
         "files": files,
         **(extra or {}),
     }
+    if after_training is not None:
+        manifest["after_training"] = after_training
     (path / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
-    (path / METRICS).write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
+    written = {**metrics, **({"after_training": after_training} if after_training is not None
+                             else {})}
+    (path / METRICS).write_text(json.dumps(written, indent=2, default=_json_default)
+                                       + "\n")
     with (path / TRAIN_LOG).open("w") as fh:
         for record in log_history:
             fh.write(json.dumps(record, default=_json_default) + "\n")

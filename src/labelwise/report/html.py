@@ -7,6 +7,9 @@
 * the label schema and the audit findings, recomputed with
   :func:`labelwise.data.inspection.inspect_data` from the data sources recorded in
   ``labelwise.json`` (when the files are gone the report says so);
+* the findings after training: what the model cannot do (a class never predicted, a
+  collapsed model, a run that learned nothing, thresholds at the edge, overfitting; see
+  :mod:`labelwise.scoring.diagnosis`), from ``metrics.json``;
 * the label distribution per split (``plot-label-distribution``);
 * training and validation curves from ``train_log.jsonl`` (``plot-curves``);
 * the confusion matrix (binary, multiclass: ``plot-confusion``), per-label precision,
@@ -190,7 +193,8 @@ def _model_sections(run: _Run) -> list[tuple[str, str, str]]:
     schema, task = run.schema, run.schema.task.value
     objective = (run.manifest.get("plan") or {}).get("objective") or {}
     out = [("schema", "Labels and audit", _schema_html(run)),
-           ("metrics", "Metrics", _metrics_table(run.manifest.get("metrics") or {}))]
+           ("metrics", "Metrics", _metrics_table(run.manifest.get("metrics") or {})),
+           ("after-training", "After training", _after_training_html(run))]
     dist = run.inspection.distribution if run.inspection is not None else {}
     if task == "regression":
         values = _regression_values(run)
@@ -299,6 +303,36 @@ def _schema_html(run: _Run) -> str:
                  esc(str(f.where)), esc(f.fix)] for f in found], escape=False))
         else:
             parts.append("<p>No findings: the labels are clean.</p>")
+    return "\n".join(parts)
+
+
+def _after_training_html(run: _Run) -> str:
+    """The findings after training, judged on validation, with the numbers behind them."""
+    from labelwise.scoring.diagnosis import CODES, Diagnosis
+
+    saved = run.metrics.get("after_training") or run.manifest.get("after_training")
+    if saved is None:
+        why = ("the model was retrained on train + validation (search.refit), so no "
+               "validation rows are left to judge it on" if run.manifest.get("refit") else
+               "this model dir records no findings after training")
+        return note(why)
+    diagnosis = Diagnosis.from_dict(saved)
+    parts = ["<p>What the trained model cannot do, judged on the validation split "
+             "(the test split chooses nothing).</p>"]
+    if diagnosis.findings:
+        parts.append(table(["level", "code", "message", "where", "fix"], [
+            [f'<span class="{f.level}">{f.level}</span>', esc(f.code), esc(f.message),
+             esc(str(f.where)), esc(f.fix)] for f in diagnosis.findings], escape=False))
+    else:
+        parts.append("<p>No findings: every class is predicted, the model did not collapse, "
+                     "the losses fell below the prior's, no threshold sits at an edge and "
+                     "validation is close to training.</p>")
+    checks = [(k, json.dumps(v) if isinstance(v, (dict, list)) else v)
+              for k, v in diagnosis.checks.items()]
+    if checks:
+        parts.append("<h3>Judged on</h3>" + kv_table(checks))
+    parts.append("<details><summary>Every check</summary>" + kv_table(list(CODES.items()))
+                 + "</details>")
     return "\n".join(parts)
 
 

@@ -48,6 +48,16 @@ class Encoded:
         a, b = self.offsets[i], self.offsets[i + 1]
         return self.ids[a:b], (self.type_ids[a:b] if self.type_ids is not None else None)
 
+    def take(self, rows: np.ndarray) -> Encoded:
+        """The given rows, in the given order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, ends = self.offsets[rows], self.offsets[rows + 1]
+        index = (np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
+                 if len(rows) else np.zeros(0, dtype=np.int64))
+        offsets = np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64)
+        types = self.type_ids[index] if self.type_ids is not None else None
+        return Encoded(self.ids[index], types, offsets, self.max_length)
+
     def cut(self, max_length: int, sep_id: int) -> Encoded:
         """Rows truncated to ``max_length`` tokens, the last kept token replaced by ``sep_id``."""
         if max_length >= int(self.lengths.max(initial=0)):

@@ -28,6 +28,7 @@ from labelwise.outputs.names import RESUME_PLAN, no_output_dir
 from labelwise.plan.config import RunConfig, load_config
 from labelwise.errors import ConfigError, SchemaMismatchError
 from labelwise.plan.preflight import Plan, preflight
+from labelwise.scoring.diagnosis import Diagnosis
 from labelwise.scoring.thresholds import Thresholds
 from labelwise.training.tokens import Encoded, encode_texts
 from labelwise.plan.contract import to_targets
@@ -42,7 +43,8 @@ logger = logging.getLogger("labelwise")
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What ``train`` produced: the model dir, metrics per split, thresholds, timings."""
+    """What ``train`` produced: the model dir, metrics per split, thresholds, timings, and
+    the findings after training (``diagnosis.findings``: what the model cannot do)."""
 
     output_dir: Path
     metrics: dict[str, dict[str, Any]]
@@ -50,6 +52,7 @@ class TrainResult:
     plan: Plan
     stats: dict[str, Any] = field(default_factory=dict)
     main_process: bool = True  # False in the other processes of a torchrun run
+    diagnosis: Diagnosis = field(default_factory=Diagnosis)
 
 
 @dataclass
@@ -337,11 +340,14 @@ def final_metrics(prepared: Prepared, model: Any, *, plan: Plan | None = None,
                   splits: Sequence[str] | None = None, batch_size: int = 64,
                   thresholds: Thresholds | None = None,
                   valid_eval: tuple[np.ndarray, np.ndarray] | None = None,
+                  keep: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
                   ) -> tuple[dict[str, dict[str, Any]], Thresholds | None]:
     """Thresholds tuned on validation, then the full metrics of each split with them.
 
     ``valid_eval`` (logits and targets of the last evaluation, in any row order)
-    saves a forward pass; ``thresholds`` skips tuning."""
+    saves a forward pass; ``thresholds`` skips tuning; ``keep`` receives the logits and
+    targets of each split."""
+    from labelwise.scoring.evaluation import evaluate_logits
     from labelwise.training.forward import predict_logits
 
     plan = plan or prepared.plan
@@ -354,6 +360,8 @@ def final_metrics(prepared: Prepared, model: Any, *, plan: Plan | None = None,
             logits = predict_logits(model, prepared.encoded_at(split, length),
                                     pad_id=prepared.pad_id, batch_size=batch_size)
             targets = prepared.targets(split, plan)
+        if keep is not None:
+            keep[split] = (np.asarray(logits), np.asarray(targets))
         tune = split == "valid" and thresholds is None
         out[split], tuned = evaluate_logits(logits, targets, contract=plan.contract,
                                             schema=plan.schema, thresholds=thresholds,
@@ -532,7 +540,7 @@ def _train_locked(config: RunConfig, out: Path, group: Any, *, overwrite: bool, 
                                     resume_from=resume_from)
         if measured is None:  # not process 0: it saves the model all of them trained
             return TrainResult(out, {}, None, plan, {"rank": group.rank}, main_process=False)
-        result, metrics, thresholds, stats, prepared = measured
+        result, metrics, thresholds, stats, prepared, diagnosis = measured
         saving = work / "final.saving"
         with disk_full_errors(saving):
             shutil.rmtree(saving, ignore_errors=True)
@@ -540,7 +548,8 @@ def _train_locked(config: RunConfig, out: Path, group: Any, *, overwrite: bool, 
             save_model_dir(saving, plan=plan, model=result.model,
                            tokenizer=prepared.tokenizer, metrics=metrics,
                            thresholds=thresholds, stats=stats,
-                           log_history=result.log_history)
+                           log_history=result.log_history,
+                           after_training=diagnosis.to_dict())
             os.rename(saving, final)  # ``final`` exists only when complete
             publish_dir(final, out, overwrite=overwrite, manifest=MANIFEST)
     except OutputError as err:
@@ -548,7 +557,7 @@ def _train_locked(config: RunConfig, out: Path, group: Any, *, overwrite: bool, 
             shutil.rmtree(work, ignore_errors=True)
         raise
     shutil.rmtree(work, ignore_errors=True)
-    return TrainResult(out, metrics, thresholds, plan, stats)
+    return TrainResult(out, metrics, thresholds, plan, stats, diagnosis=diagnosis)
 
 
 def _finish_interrupted(work: Path, out: Path, plan: Plan, resume: bool
@@ -592,7 +601,7 @@ def _started(group: Any, work: Path, plan: Plan, overwrite: bool) -> None:
 def _fit_and_measure(plan: Plan, work: Path, group: Any, *, callbacks: Sequence[Any],
                      resume_from: str | None) -> tuple[FitResult, dict[str, Any],
                                                        Thresholds | None, dict[str, Any],
-                                                       Prepared] | None:
+                                                       Prepared, Diagnosis] | None:
     """Train, then (process 0) evaluate; ``None`` on the other processes."""
     config = plan.config
     threads = set_threads(config)
@@ -603,7 +612,9 @@ def _fit_and_measure(plan: Plan, work: Path, group: Any, *, callbacks: Sequence[
         result = fit(prepared, work=work, callbacks=callbacks, resume_from=resume_from)
         if not group.main:
             return None
-        metrics, thresholds = final_metrics(prepared, result.model)
+        outputs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        metrics, thresholds = final_metrics(prepared, result.model, keep=outputs)
+        diagnosis = _diagnosis(prepared, result, plan, outputs, thresholds)
     # A resumed run counts the steps it ran itself; Trainer's samples per second counts
     # every step of the run, including those done before the resume.
     resumed_at = int(resume_from.rsplit("-", 1)[1]) if resume_from else 0
@@ -618,4 +629,19 @@ def _fit_and_measure(plan: Plan, work: Path, group: Any, *, callbacks: Sequence[
              "embedding_rows_trained": result.embedding_rows or "all",
              **_compute_stats(plan),
              "total_seconds": round(time.perf_counter() - started, 3)}
-    return result, metrics, thresholds, stats, prepared
+    return result, metrics, thresholds, stats, prepared, diagnosis
+
+
+def _diagnosis(prepared: Prepared, result: FitResult, plan: Plan,
+               outputs: dict[str, tuple[np.ndarray, np.ndarray]],
+               thresholds: Thresholds | None) -> Diagnosis:
+    """The findings after training (:mod:`labelwise.training.after`), logged one a line."""
+    from labelwise.training.after import diagnose_run
+
+    if "valid" not in outputs:
+        return Diagnosis()
+    diagnosis = diagnose_run(prepared, result.model, plan=plan, valid=outputs["valid"],
+                             thresholds=thresholds, log_history=result.log_history)
+    for finding in diagnosis.findings:
+        logger.info("after training: %s", finding.render())
+    return diagnosis

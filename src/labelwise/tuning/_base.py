@@ -57,6 +57,7 @@ class TrialRecord:
     step_seconds: float | None = None
     seed: int | None = None
     reason: str = ""
+    findings: tuple[dict[str, Any], ...] = ()  # after training (Finding.to_dict()), COMPLETE
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from labelwise.training._memory import frozen_heap
 from labelwise.errors import ConfigError, SchemaMismatchError
 from labelwise.plan.preflight import Plan
 from labelwise.tuning._base import FINISHED, SearchBackend, SearchResult, TrialCallback, notify
+from labelwise.scoring.diagnosis import brief
 from labelwise.tuning._output import collect, finish_best, summarize, write_trials_csv
 from labelwise.tuning._runner import (TrialRunner, eval_reporter, failure_reason,
                                       key_difference, save_if_best, study_key)
@@ -220,6 +221,7 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
         trial.set_user_attr("metrics", primary_metrics(outcome.metrics))
         trial.set_user_attr("duration_s", round(outcome.seconds, 3))
         trial.set_user_attr("step_seconds", round(outcome.step_seconds, 3))
+        trial.set_user_attr("findings", outcome.diagnosis.to_dict()["findings"])
         save_if_best(outcome, number=trial.number, direction=direction, output_dir=output_dir,
                      tokenizer=runner.prepared.tokenizer,
                      extra={"params": params, "study": study_name})
@@ -233,8 +235,10 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
             best = f"{study.best_value:.4f} (trial {study.best_trial.number})"
         except ValueError:
             best = "-"
-        logger.info("trial %d %s value=%s params=%s best=%s%s", trial.number, trial.state.name,
-                    value, trial.params, best, f" [{reason}]" if reason else "")
+        found = brief(trial.user_attrs.get("findings") or ())
+        logger.info("trial %d %s value=%s params=%s best=%s%s%s", trial.number,
+                    trial.state.name, value, trial.params, best, f" [{reason}]" if reason else "",
+                    f" — {found}" if found else "")
         if after_trial is not None:
             after_trial()
 

@@ -46,26 +46,29 @@ def collect(study: Any) -> list[TrialRecord]:
                                value=t.value, metrics=dict(t.user_attrs.get("metrics", {})),
                                duration_s=duration, step_seconds=t.user_attrs.get(
                                    "step_seconds"), seed=t.user_attrs.get("seed"),
-                               reason=reason))
+                               reason=reason,
+                               findings=tuple(t.user_attrs.get("findings") or ())))
     return out
 
 
 def write_trials_csv(records: list[TrialRecord], path: Path, space: dict[str, Any]) -> None:
-    """number, state, value, one column per param and per metric, duration, seed, reason."""
+    """number, state, value, one column per param and per metric, duration, seed, reason,
+    and the findings after training (``CODE message`` joined by ``; ``)."""
     params = list(space)
     metrics = sorted({m for r in records for m in r.metrics})
     tmp = path.with_suffix(".csv.tmp")
     with tmp.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["number", "state", "value", *params, *metrics, "duration_s",
-                         "step_seconds", "seed", "reason"])
+                         "step_seconds", "seed", "reason", "findings"])
         for r in records:
             writer.writerow([r.number, r.state, "" if r.value is None else r.value,
                              *(r.params.get(p, "") for p in params),
                              *(r.metrics.get(m, "") for m in metrics),
                              "" if r.duration_s is None else r.duration_s,
                              "" if r.step_seconds is None else r.step_seconds,
-                             "" if r.seed is None else r.seed, r.reason])
+                             "" if r.seed is None else r.seed, r.reason,
+                             "; ".join(f"{f['code']} {f['message']}" for f in r.findings)])
     tmp.replace(path)
 
 

@@ -183,7 +183,9 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
         final = {"objective": outcome.value, "steps": outcome.steps,
                  "step_seconds": outcome.step_seconds, "seconds": outcome.seconds,
                  "seed": runner.plan.config.train.seed,
-                 "metrics": primary_metrics(outcome.metrics)}
+                 "metrics": primary_metrics(outcome.metrics),
+                 "findings": json.dumps(outcome.diagnosis.to_dict()["findings"]
+                                        if outcome.diagnosis is not None else [])}
         del outcome
     except Exception as exc:
         trial_dir.mkdir(parents=True, exist_ok=True)
@@ -196,6 +198,7 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
                  "step_seconds": round(final["step_seconds"], 3),
                  "duration_s": round(final["seconds"], 3), "seed": final["seed"],
                  "schema_fingerprint": spec["key"]["schema_fingerprint"],
+                 "findings": final["findings"],
                  **{f"valid_{k}": v for k, v in final["metrics"].items()}})
 
 
@@ -226,7 +229,8 @@ def _record(path: Path, metrics: dict[str, Any] | None, config: dict[str, Any] |
     duration = m.get("duration_s", m.get("time_total_s"))
     return TrialRecord(number=_trial_number(str(path)), state=state, params=params,
                        value=value, metrics=valid, duration_s=duration,
-                       step_seconds=m.get("step_seconds"), seed=m.get("seed"), reason=reason)
+                       step_seconds=m.get("step_seconds"), seed=m.get("seed"), reason=reason,
+                       findings=tuple(json.loads(m.get("findings") or "[]")))
 
 
 def _records(grid: Any, space: dict[str, Any], metric: str) -> list[TrialRecord]:
@@ -281,9 +285,13 @@ def _driver_callback(metric: str, space: dict[str, Any], experiment: Path) -> An
             record = here._record(path, trial.last_result, trial.config, error, space, metric)
             value = f" {metric}={record.value:.4f}" if record.value is not None else ""
             if record.state in FINISHED:
-                here.logger.info("trial %d %s%s params=%s%s", record.number, record.state,
+                from labelwise.scoring.diagnosis import brief
+
+                found = brief(record.findings)
+                here.logger.info("trial %d %s%s params=%s%s%s", record.number, record.state,
                                  value, record.params,
-                                 f" [{record.reason}]" if record.reason else "")
+                                 f" [{record.reason}]" if record.reason else "",
+                                 f" — {found}" if found else "")
             here._announce(experiment, record)
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any

@@ -24,6 +24,7 @@ from labelwise.outputs.names import BEST_DIR, BEST_LOCK, BEST_MARKER
 from labelwise.errors import LabelwiseError
 from labelwise.plan.preflight import Plan
 from labelwise.plan.space import apply_params, max_length_over, space_to_json
+from labelwise.scoring.diagnosis import Diagnosis
 from labelwise.training.train import (Prepared, final_metrics, fit, load_base_state, prepare,
                                 set_threads)
 
@@ -46,6 +47,7 @@ class TrialOutcome:
     step_seconds: float
     steps: int
     log_history: list[dict[str, Any]]
+    diagnosis: Diagnosis | None = None  # the findings after training
 
 
 def study_key(plan: Plan, space: dict[str, Any]) -> dict[str, Any]:
@@ -147,8 +149,10 @@ class TrialRunner:
         valid_eval = None
         if result.last_eval is not None and result.last_eval[0] == result.steps:
             valid_eval = (result.last_eval[1], result.last_eval[2])
+        outputs: dict[str, Any] = {}
         metrics, thresholds = final_metrics(self.prepared, result.model, plan=plan,
-                                            splits=["valid"], valid_eval=valid_eval)
+                                            splits=["valid"], valid_eval=valid_eval,
+                                            keep=outputs)
         metric, _ = plan.objective
         value = metrics["valid"].get(metric)
         if metric == "loss":
@@ -156,9 +160,13 @@ class TrialRunner:
         if value is None or not math.isfinite(float(value)):
             raise DivergedError(f"objective {metric} is {value}", fix="lower the learning "
                                 "rate range", code="LW502")
+        from labelwise.training.after import diagnose_run
+
+        diagnosis = diagnose_run(self.prepared, result.model, plan=plan, valid=outputs["valid"],
+                                 thresholds=thresholds, log_history=result.log_history)
         return TrialOutcome(float(value), metrics["valid"], thresholds, result.model, plan,
                             time.perf_counter() - started, result.step_seconds, result.steps,
-                            result.log_history)
+                            result.log_history, diagnosis)
 
     def release(self) -> None:
         """The finished trial's memory back: Python's, then the CUDA cache."""
@@ -193,7 +201,9 @@ def save_if_best(outcome: TrialOutcome, *, number: int, direction: str, output_d
                        stats={"trial": number, "seconds": round(outcome.seconds, 3),
                               "step_seconds": round(outcome.step_seconds, 3),
                               "steps": outcome.steps},
-                       log_history=outcome.log_history, extra={"trial": number, **extra})
+                       log_history=outcome.log_history, extra={"trial": number, **extra},
+                       after_training=(outcome.diagnosis.to_dict()
+                                       if outcome.diagnosis is not None else None))
         publish(staging, output_dir / BEST_DIR, overwrite=True)
         marker.write_text(json.dumps({"trial": number, "value": outcome.value}))
     logger.info("trial %d is the best so far: saved to %s", number, output_dir / BEST_DIR)
