@@ -515,9 +515,8 @@ def predict(
         check_columns(table, [column, *([pair] if pair else [])], split="input", role="text")
         frame = table.frame
         thr = None if not threshold else threshold[0] if len(threshold) == 1 else threshold
-        preds = run_predict(model_dir, frame[column].astype(str).tolist(),
-                            text_pairs=frame[pair].astype(str).tolist() if pair else None,
-                            thresholds=thr, batch_size=batch_size)
+        preds = run_predict(model_dir, frame, text_column=column, thresholds=thr,
+                            batch_size=batch_size)
         out = frame.reset_index(drop=True).join(preds.to_frame().add_prefix("pred_")
                                                 if "label" in frame.columns else
                                                 preds.to_frame())
