@@ -38,6 +38,7 @@ _LAZY = {
     "check_batch": "labelwise.training.guard",
     "preflight": "labelwise.plan.preflight",
     "Plan": "labelwise.plan.preflight",
+    "check": "labelwise.plan.preflight",
     # heavy verbs (torch, transformers, optuna on first use)
     "train": "labelwise.training.train",
     "TrainResult": "labelwise.training.train",
@@ -60,7 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from labelwise.data.inspection import Inspection, inspect_data
     from labelwise.labels.inference import Task, TaskInference, infer_task
     from labelwise.training.predict import Predictions, predict
-    from labelwise.plan.preflight import Plan, preflight
+    from labelwise.plan.preflight import Plan, check, preflight
     from labelwise.labels.schema import LabelSchema, infer_schema
     from labelwise.training.train import TrainResult, train
     from labelwise.tuning import SearchResult, tune

@@ -23,7 +23,7 @@ import numpy as np
 
 from labelwise.training._memory import frozen_heap, trim_heap
 from labelwise.outputs.model_dir import partial_dir, publish, save_model_dir
-from labelwise.plan.config import RunConfig, load_config
+from labelwise.plan.config import RunConfig, resolve_config
 from labelwise.errors import ConfigError, SchemaMismatchError
 from labelwise.plan.preflight import Plan, preflight
 from labelwise.scoring.thresholds import Thresholds
@@ -395,12 +395,31 @@ def _resume_point(work: Path, plan: Plan, resume: bool) -> str | None:
     return str(checkpoints[-1])
 
 
-def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bool = False,
+def train(config: Any = None, *, train: Any = None, valid: Any = None, test: Any = None,
+          text_column: str | None = None, text_pair_column: str | None = None,
+          label_columns: str | Sequence[str] | None = None, task: str | None = None,
+          model: str | None = None, output_dir: str | Path | None = None,
+          epochs: float | None = None, max_steps: int | None = None,
+          batch_size: int | None = None, learning_rate: float | None = None,
+          seed: int | None = None, overwrite: bool = False, resume: bool = False,
           callbacks: Sequence[Any] = (), source: str | None = None) -> TrainResult:
     """Fine-tune one classifier: preflight, tokenize, train, evaluate, save.
 
+    Example:
+        >>> labelwise.train(train=df, valid=df_valid, label_columns=["label"],
+        ...                 output_dir="runs/x", epochs=2)  # doctest: +SKIP
+
     Args:
-        config: A :class:`RunConfig`, or the path of a YAML/TOML run config.
+        config: A :class:`RunConfig`, a dict, the path of a YAML/TOML run config, or the
+            training data itself (as ``train``).
+        train, valid, test: Each split: a file path, a pandas DataFrame, a
+            ``datasets.Dataset`` or a list of dicts; ``train`` may be a ``DatasetDict``
+            holding the splits by name. Without ``valid``, validation is carved from train.
+        text_column, text_pair_column, label_columns, task: The ``data`` keys.
+        model: ``model.name_or_path`` (default: the packaged MiniLM).
+        output_dir: Where the model dir is written.
+        epochs, max_steps, batch_size, learning_rate, seed: The common ``train`` keys;
+            anything else goes through ``config``. Keywords override the config.
         overwrite: Replace a non-empty output directory.
         resume: Continue an interrupted run from its last checkpoint.
         callbacks: Extra ``transformers.TrainerCallback`` objects (the CLI's progress bar).
@@ -412,9 +431,13 @@ def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bo
     """
     import json
 
-    if not isinstance(config, RunConfig):
-        source = source or str(config)
-        config = load_config(config)
+    config, source = resolve_config(
+        config, source=source, model=model, output_dir=output_dir,
+        data={"train": train, "valid": valid, "test": test, "text_column": text_column,
+              "text_pair_column": text_pair_column, "label_columns": label_columns,
+              "task": task},
+        train={"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size,
+               "learning_rate": learning_rate, "seed": seed})
     plan = preflight(config, source=source)
     out = _output_dir(config, overwrite)
     plan.log()

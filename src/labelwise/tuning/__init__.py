@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-
-from labelwise.plan.config import RunConfig, load_config
+from labelwise.plan.config import RunConfig, resolve_config
 from labelwise.errors import ConfigError
 from labelwise.plan.preflight import preflight
 from labelwise.tuning._base import SearchBackend, SearchResult, TrialRecord
@@ -40,7 +41,13 @@ def _output_dir(config: RunConfig, overwrite: bool) -> Path:
     return out
 
 
-def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
+def tune(config: Any = None, *, train: Any = None, valid: Any = None, test: Any = None,
+         text_column: str | None = None, text_pair_column: str | None = None,
+         label_columns: str | Sequence[str] | None = None, task: str | None = None,
+         model: str | None = None, output_dir: str | Path | None = None,
+         epochs: float | None = None, max_steps: int | None = None,
+         batch_size: int | None = None, learning_rate: float | None = None,
+         seed: int | None = None, n_trials: int | None = None,
          timeout: float | None = None, storage: str | None = None, study: str | None = None,
          workers: int | None = None, backend: str | None = None,
          ray_address: str | None = None, join: bool = False, overwrite: bool = False,
@@ -51,7 +58,13 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
     added up to ``n_trials``.
 
     Args:
-        config: A :class:`RunConfig` or the path of a YAML/TOML run config.
+        config: A :class:`RunConfig`, a dict, the path of a YAML/TOML run config, or the
+            training data itself (as ``train``).
+        train, valid, test, text_column, text_pair_column, label_columns, task, model,
+            output_dir, epochs, max_steps, batch_size, learning_rate, seed: As for
+            :func:`labelwise.train`: the data (paths, DataFrames, ``datasets.Dataset``,
+            a ``DatasetDict``, lists of dicts) and the common keys; they override the
+            config's.
         n_trials: Trials in all (default ``search.n_trials``; with ``join``, the number
             the study was started with).
         timeout: The search's wall-clock budget in seconds, per process (default
@@ -77,15 +90,25 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
     """
     from labelwise.tuning._space import search_space
 
-    if not isinstance(config, RunConfig):
-        source = source or str(config)
-        config = load_config(config)
+    config, source = resolve_config(
+        config, source=source, model=model, output_dir=output_dir,
+        data={"train": train, "valid": valid, "test": test, "text_column": text_column,
+              "text_pair_column": text_pair_column, "label_columns": label_columns,
+              "task": task},
+        train={"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size,
+               "learning_rate": learning_rate, "seed": seed})
     search = config.search
     backend_name = backend or (search.backend if search else "optuna")
     storage = storage or (search.storage if search else None)
     _check_combination(backend_name, storage=storage, join=join, workers=workers)
     plan = preflight(config, source=source, search=True)
     out = _output_dir(config, overwrite)
+    from labelwise.tuning._data import needs_files, with_data_files
+
+    if needs_files(config) and (backend_name == "ray" or (workers or (
+            search.workers if search else 1)) > 1):
+        config = with_data_files(config, out / "data")
+        plan = preflight(config, source=source, search=True)
     space, origin = search_space(config)
     plan.log()
     logger.info("space=%s (%s)", ", ".join(space), "config" if origin == "config" else
