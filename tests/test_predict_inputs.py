@@ -113,7 +113,8 @@ def test_values_that_are_not_texts_raise_with_their_positions(model_dir, bad, wh
         predict(model_dir, ["good film", bad, "sad"])
     assert err.value.code == "LW408"
     assert f"1 ({why})" in err.value.where and "1 of 3" in err.value.what
-    assert "on_invalid='skip'" in err.value.fix
+    assert "on_invalid='skip'" in str(err.value)
+    assert "--on-invalid skip" in err.value.render("cli")
 
 
 def test_nan_in_a_frame_is_refused_not_predicted_as_nan(model_dir):

@@ -45,9 +45,11 @@ def _split_list(values: list[str] | None) -> list[str] | None:
 
 
 def _fail(err: LabelwiseError) -> None:
+    from rich.markup import escape
+
     console = _console(stderr=True)
     code = f"{err.code} " if err.code else ""
-    console.print(f"[bold red]error:[/] {code}{err.render()}", markup=True)
+    console.print(f"[bold red]error:[/] {code}{escape(err.render('cli'))}", markup=True)
     raise typer.Exit(2)
 
 
@@ -499,6 +501,9 @@ def predict(
         "--threshold", help="Override thresholds: one value for all labels, or one per "
         "label (repeat).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+    on_invalid: Annotated[str, typer.Option(
+        "--on-invalid", help="raise (default): rows with no text are an error; skip: they "
+        "get an empty label.")] = "raise",
 ) -> None:
     """Predict labels for a file of texts; writes the input rows plus label and scores."""
 
@@ -516,7 +521,7 @@ def predict(
         frame = table.frame
         thr = None if not threshold else threshold[0] if len(threshold) == 1 else threshold
         preds = run_predict(model_dir, frame, text_column=column, thresholds=thr,
-                            batch_size=batch_size)
+                            batch_size=batch_size, on_invalid=on_invalid)
         out = frame.reset_index(drop=True).join(preds.to_frame().add_prefix("pred_")
                                                 if "label" in frame.columns else
                                                 preds.to_frame())

@@ -153,7 +153,7 @@ def read_table(source: Any, *, split: str = "train") -> Table:
     if text.startswith("<") and text.endswith(">") and not path.exists():
         raise DataError(f"the {split} split was in-memory data when this config was saved "
                         f"({text[1:-1]}); the config records it, but not its rows",
-                        fix=f"pass the data again, e.g. {split}=df", code="LW409")
+                        fix=f"pass the data again with --{split}", code="LW409")
     if not path.exists():
         raise DataError(f"{split} file not found", where=f"file {path}",
                         fix="check the path")

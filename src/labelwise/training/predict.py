@@ -153,7 +153,7 @@ def _column(obj: Any, name: str, *, what: str) -> list[Any]:
         kind = type(obj).__name__
         raise DataError(f"{what} column '{name}' not found in the {kind}",
                         where=f"columns: {', '.join(have)}",
-                        fix=f"pass {what.replace(' ', '_')}_column= with one of the columns",
+                        fix=f"pass --{what.replace(' ', '-')}-column with one of the columns",
                         code="LW402")
     column = obj[name]
     return column.tolist() if hasattr(column, "tolist") else list(column)
@@ -265,10 +265,10 @@ def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
 
     if on_invalid not in ("raise", "skip"):
         raise ConfigError(f"on_invalid must be 'raise' or 'skip', not {on_invalid!r}",
-                          fix="pass on_invalid='raise' or on_invalid='skip'", code="LW342")
+                          fix="pass --on-invalid raise or --on-invalid skip", code="LW342")
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1. Got {batch_size} instead",
-                          fix="pass a positive batch_size", code="LW342")
+                          fix="pass a positive --batch-size", code="LW342")
     loaded = load_model(model_dir)
     schema, contract = loaded.schema, loaded.contract
     values = _threshold_values(loaded, thresholds)
@@ -280,7 +280,7 @@ def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
         raise DataError(f"{len(bad)} of {n} inputs are not texts",
                         where=f"positions {shown}{more}",
-                        fix="drop or fill those rows, or pass on_invalid='skip' to get label "
+                        fix="drop or fill those rows, or pass --on-invalid skip to get label "
                         "None for them", code="LW408")
     keep = [i for i in range(n) if i not in bad]
     head = HeadContract.from_dict(contract)
