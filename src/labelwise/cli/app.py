@@ -249,13 +249,14 @@ def show_labelwise_logs(console: Any) -> None:
     logger.setLevel(logging.INFO)
 
 
-def run_preflighted(console: Any, call: Any) -> Any:
+def run_preflighted(console: Any, call: Any, *, verbose: bool = False) -> Any:
     """Run a verb that starts with preflight: logs to the console, a failed preflight
-    prints its findings and exits 2."""
+    prints its findings and exits 2; third-party noise off unless ``verbose``."""
     from labelwise.errors import PreflightError
 
     show_labelwise_logs(console)
-    quiet_libraries()
+    if not verbose:
+        quiet_libraries()
     try:
         return call()
     except PreflightError as err:
@@ -284,6 +285,9 @@ def print_metrics(metrics: dict[str, Any], console: Any) -> None:
 
 ReportOpt = Annotated[bool, typer.Option("--report/--no-report",
                                           help="Write OUTPUT/report.html at the end.")]
+VerboseOpt = Annotated[bool, typer.Option(
+    "--verbose", help="Let Transformers', Optuna's and Ray's own bars, banners and INFO "
+    "lines through.")]
 
 
 def report_after_run(output_dir: Any, console: Any) -> None:
@@ -319,6 +323,7 @@ def train(
     resume: Annotated[bool, typer.Option("--resume",
                       help="Continue an interrupted run from its last checkpoint.")] = False,
     report: ReportOpt = True,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Preflight, then fine-tune, evaluate and save one classifier."""
 
@@ -332,7 +337,8 @@ def train(
 
         result = run_preflighted(console, lambda: run_train(
             cfg, overwrite=overwrite, resume=resume, source=config,
-            callbacks=[RichProgress(console)]))
+            callbacks=[RichProgress(console)], progress=False, verbose=True),
+            verbose=verbose)
         print_metrics(result.metrics, console)
         if result.thresholds is not None:
             from labelwise.cli.render import thresholds_line
@@ -379,6 +385,7 @@ def tune(
         "--join", help="Add this machine's trials to the study at --storage.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
     report: ReportOpt = True,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Search hyperparameters (Optuna or Ray Tune); the best model lands in OUTPUT/best/."""
 
@@ -392,7 +399,8 @@ def tune(
         result = run_preflighted(console, lambda: run_tune(
             cfg, n_trials=n_trials, timeout=timeout, storage=storage, study=study,
             workers=workers, backend=backend, ray_address=ray_address, join=join,
-            overwrite=overwrite, source=config))
+            overwrite=overwrite, source=config, progress=False, verbose=verbose),
+            verbose=verbose)
         print_search(result, console)
         if join:
             console.print("joined: the machine that started the study writes best/ and "

@@ -234,7 +234,8 @@ def _input_columns(loaded: LoadedModel, texts: Any, text_pairs: Any, text_column
 def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
             text_column: str | None = None, text_pair_column: str | None = None,
             thresholds: float | Sequence[float] | Mapping[str, float] | None = None,
-            batch_size: int = 64, on_invalid: OnInvalid = "raise") -> Predictions:
+            batch_size: int = 64, on_invalid: OnInvalid = "raise",
+            verbose: bool = False) -> Predictions:
     """Predict labels with a saved model dir; output row ``i`` is input row ``i``.
 
     Args:
@@ -251,6 +252,7 @@ def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
         on_invalid: ``"raise"`` (default): ``None``, NaN, empty or blank strings and
             non-strings are a :class:`~labelwise.errors.DataError` naming their positions;
             ``"skip"``: those rows get the label ``None`` and NaN scores, and stay in place.
+        verbose: Let Transformers' load report and bars through (silenced by default).
 
     Raises:
         DataError: An input that cannot be read, a missing column, or invalid rows.
@@ -269,7 +271,10 @@ def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1. Got {batch_size} instead",
                           fix="pass a positive --batch-size", code="LW342")
-    loaded = load_model(model_dir)
+    from labelwise.training.progress import quiet_libraries
+
+    with quiet_libraries(verbose):
+        loaded = load_model(model_dir)
     schema, contract = loaded.schema, loaded.contract
     values = _threshold_values(loaded, thresholds)
     columns = _input_columns(loaded, texts, text_pairs, text_column, text_pair_column)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from labelwise.training._memory import frozen_heap, trim_heap
+from labelwise.training.progress import presented
 from labelwise.outputs.model_dir import partial_dir, publish, save_model_dir
 from labelwise.plan.config import RunConfig, resolve_config
 from labelwise.errors import ConfigError, SchemaMismatchError
@@ -100,17 +101,25 @@ def _load_tokenizer(plan: Plan) -> Any:
 
 def prepare(plan: Plan, *, max_length: int | None = None, use_cache: bool = True) -> Prepared:
     """Load the tokenizer, tokenize every split once (cached), encode the targets."""
+    from labelwise.training.progress import current
+
     tokenizer = _load_tokenizer(plan)
     length = max_length or plan.config.model.max_length
     data = plan.data
     encoded, labels = {}, {}
+    reporter = current()
+    bar = reporter.bar("tokenizing", total=sum(len(data.frames[s]) for s in data.splits),
+                       unit="row") if reporter else None
     for split in data.splits:
         texts = data.texts(split)
         pairs = ([str(t) for t in data.frames[split][data.text_pair_column].tolist()]
                  if data.text_pair_column else None)
         encoded[split] = encode_texts(tokenizer, texts, pairs, max_length=length,
-                                      use_cache=use_cache)
+                                      use_cache=use_cache,
+                                      on_rows=bar.update if bar is not None else None)
         labels[split] = plan.schema.encode(data.labels(split), split=split)
+    if bar is not None:
+        bar.close()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     sep = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else (
         tokenizer.eos_token_id or 0)
@@ -395,6 +404,7 @@ def _resume_point(work: Path, plan: Plan, resume: bool) -> str | None:
     return str(checkpoints[-1])
 
 
+@presented
 def train(config: Any = None, *, train: Any = None, valid: Any = None, test: Any = None,
           text_column: str | None = None, text_pair_column: str | None = None,
           label_columns: str | Sequence[str] | None = None, task: str | None = None,
@@ -402,7 +412,8 @@ def train(config: Any = None, *, train: Any = None, valid: Any = None, test: Any
           epochs: float | None = None, max_steps: int | None = None,
           batch_size: int | None = None, learning_rate: float | None = None,
           seed: int | None = None, overwrite: bool = False, resume: bool = False,
-          callbacks: Sequence[Any] = (), source: str | None = None) -> TrainResult:
+          callbacks: Sequence[Any] = (), progress: bool = True, verbose: bool = False,
+          source: str | None = None) -> TrainResult:
     """Fine-tune one classifier: preflight, tokenize, train, evaluate, save.
 
     Example:
@@ -423,6 +434,10 @@ def train(config: Any = None, *, train: Any = None, valid: Any = None, test: Any
         overwrite: Replace a non-empty output directory.
         resume: Continue an interrupted run from its last checkpoint.
         callbacks: Extra ``transformers.TrainerCallback`` objects (the CLI's progress bar).
+        progress: Print the plan once and show a bar for tokenizing and for the training
+            steps (``tqdm.auto``: a widget in Jupyter, text in a terminal).
+        verbose: Let Transformers' load report, its bars and other libraries' INFO lines
+            through (silenced by default).
         source: Config file name quoted in messages.
 
     Raises:
@@ -431,6 +446,8 @@ def train(config: Any = None, *, train: Any = None, valid: Any = None, test: Any
     """
     import json
 
+    from labelwise.training.progress import current, steps_callback
+
     config, source = resolve_config(
         config, source=source, model=model, output_dir=output_dir,
         data={"train": train, "valid": valid, "test": test, "text_column": text_column,
@@ -438,9 +455,12 @@ def train(config: Any = None, *, train: Any = None, valid: Any = None, test: Any
               "task": task},
         train={"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size,
                "learning_rate": learning_rate, "seed": seed})
+    reporter = current()
     plan = preflight(config, source=source)
     out = _output_dir(config, overwrite)
     plan.log()
+    if reporter is not None:
+        reporter.plan(plan)
     work = partial_dir(out)
     resume_from = _resume_point(work, plan, resume)
     work.mkdir(parents=True, exist_ok=True)
@@ -451,7 +471,10 @@ def train(config: Any = None, *, train: Any = None, valid: Any = None, test: Any
     prepared = prepare(plan)
     prep_seconds = time.perf_counter() - started
     with frozen_heap():  # the loaded data and weights: out of every collection's scan
-        result = fit(prepared, work=work, callbacks=callbacks, resume_from=resume_from)
+        steps = ([steps_callback(reporter, metric=plan.objective[0])]
+                 if reporter is not None and reporter.enabled else [])
+        result = fit(prepared, work=work, callbacks=[*steps, *callbacks],
+                     resume_from=resume_from)
         metrics, thresholds = final_metrics(prepared, result.model)
     stats = {"threads": threads, "prepare_seconds": round(prep_seconds, 3),
              "train_seconds": round(result.train_seconds, 3),

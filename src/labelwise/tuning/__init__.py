@@ -17,6 +17,7 @@ from typing import Any
 from labelwise.plan.config import RunConfig, resolve_config
 from labelwise.errors import ConfigError
 from labelwise.plan.preflight import preflight
+from labelwise.training.progress import current, presented
 from labelwise.tuning._base import SearchBackend, SearchResult, TrialRecord
 
 __all__ = ["tune", "SearchResult", "TrialRecord", "SearchBackend"]
@@ -41,6 +42,7 @@ def _output_dir(config: RunConfig, overwrite: bool) -> Path:
     return out
 
 
+@presented
 def tune(config: Any = None, *, train: Any = None, valid: Any = None, test: Any = None,
          text_column: str | None = None, text_pair_column: str | None = None,
          label_columns: str | Sequence[str] | None = None, task: str | None = None,
@@ -51,6 +53,7 @@ def tune(config: Any = None, *, train: Any = None, valid: Any = None, test: Any 
          timeout: float | None = None, storage: str | None = None, study: str | None = None,
          workers: int | None = None, backend: str | None = None,
          ray_address: str | None = None, join: bool = False, overwrite: bool = False,
+         callbacks: Sequence[Any] = (), progress: bool = True, verbose: bool = False,
          source: str | None = None) -> SearchResult:
     """Search hyperparameters; the best trial's model is written to ``OUTPUT/best/``.
 
@@ -81,6 +84,12 @@ def tune(config: Any = None, *, train: Any = None, valid: Any = None, test: Any 
         join: Add this process's trials to a study another machine started (Optuna with a
             shared storage); the study's data, labels and space must match.
         overwrite: Replace an output directory that holds something else.
+        callbacks: ``transformers.TrainerCallback`` objects given to every trial's Trainer
+            (Optuna backend, trials in this process).
+        progress: Print the plan once and show a bar for tokenizing and for the trials
+            (``tqdm.auto``), with the best value so far.
+        verbose: Let Transformers', Optuna's and Ray's own bars, banners and INFO lines
+            through (silenced by default).
         source: Config file name quoted in messages.
 
     Raises:
@@ -88,8 +97,6 @@ def tune(config: Any = None, *, train: Any = None, valid: Any = None, test: Any 
         SchemaMismatchError: Resuming or joining a search with other data, labels or space.
         MissingDependencyError: The backend's or the storage's extra is not installed.
     """
-    from labelwise.tuning._space import search_space
-
     config, source = resolve_config(
         config, source=source, model=model, output_dir=output_dir,
         data={"train": train, "valid": valid, "test": test, "text_column": text_column,
@@ -97,6 +104,9 @@ def tune(config: Any = None, *, train: Any = None, valid: Any = None, test: Any 
               "task": task},
         train={"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size,
                "learning_rate": learning_rate, "seed": seed})
+    from labelwise.tuning._space import search_space
+
+    reporter = current()
     search = config.search
     backend_name = backend or (search.backend if search else "optuna")
     storage = storage or (search.storage if search else None)
@@ -113,6 +123,8 @@ def tune(config: Any = None, *, train: Any = None, valid: Any = None, test: Any 
     plan.log()
     logger.info("space=%s (%s)", ", ".join(space), "config" if origin == "config" else
                 "default space: see labelwise.tuning._space")
+    if reporter is not None:
+        reporter.plan(plan, extra=(f"space={', '.join(space)} ({origin})",))
     n = n_trials or (search.n_trials if search else 20)
     timeout = timeout or (search.timeout if search else None)
     name = study or (search.study_name if search else None)
@@ -125,13 +137,15 @@ def tune(config: Any = None, *, train: Any = None, valid: Any = None, test: Any 
     if backend_name == "ray":
         from labelwise.tuning._ray import RayBackend
 
-        runner = RayBackend(address=ray_address, study_name=name, source=source)
+        runner = RayBackend(address=ray_address, study_name=name, source=source,
+                            verbose=verbose)
     else:
         from labelwise.tuning._optuna import OptunaBackend
 
         runner = OptunaBackend(storage=storage, study_name=name, workers=n_workers,
                                source=source, join=join, n_trials_given=n_trials is not None)
-    result = runner.run(plan, space=space, output_dir=out, n_trials=n, timeout=timeout)
+    result = runner.run(plan, space=space, output_dir=out, n_trials=n, timeout=timeout,
+                        callbacks=callbacks)
     if search is not None and search.refit and not join:
         from labelwise.tuning._refit import refit_best
 

@@ -28,6 +28,7 @@ from labelwise.training._memory import frozen_heap
 from labelwise.errors import ConfigError, SchemaMismatchError
 from labelwise.plan.preflight import Plan
 from labelwise.tuning._base import SearchBackend, SearchResult
+from labelwise.tuning._progress import SearchProgress
 from labelwise.tuning._output import collect, finish_best, summarize, write_trials_csv
 from labelwise.tuning._runner import (TrialRunner, eval_reporter, failure_reason,
                                       key_difference, save_if_best, study_key)
@@ -179,11 +180,14 @@ def _deadline_callback(trial: Any, deadline: float, timeout: float, reporter: An
 def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: str,
                n_trials: int, timeout: float | None, output_dir: Path, worker: int = 0,
                threads: int | None = None, join: bool = False, study: Any = None,
-               orphans: bool = False) -> int:
+               orphans: bool = False, progress: SearchProgress | None = None,
+               callbacks: tuple[Any, ...] = ()) -> int:
     """Run trials in this process until the study holds ``n_trials`` finished or running
     trials (or ``timeout`` seconds have passed); returns how many this process ran.
     ``study``: the study when the caller has opened it already; ``orphans``: also run
-    WAITING trials beyond the target (retries and slots of processes that have ended)."""
+    WAITING trials beyond the target (retries and slots of processes that have ended);
+    ``progress``: reports each finished trial; ``callbacks``: the caller's
+    ``TrainerCallback`` objects, given to every trial's Trainer."""
     optuna = optuna_module()
     if study is None:
         study = open_study(plan, space, storage=storage, study_name=study_name,
@@ -193,6 +197,10 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
     deadline = time.monotonic() + timeout if timeout else None
     runner = TrialRunner(plan, space, threads=threads)
     metric, direction = plan.objective
+    if progress is None:
+        progress = SearchProgress(n_trials=n_trials, metric=metric, direction=direction,
+                                  timeout=timeout, done=counted(_states(study, storage)))
+    progress.start()
     COMPLETE = optuna.trial.TrialState.COMPLETE
     host = socket.gethostname()
 
@@ -202,12 +210,12 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
                            ("host", host), ("pid", os.getpid()),
                            ("schema_fingerprint", plan.schema.fingerprint)):
             trial.set_user_attr(key, value)
-        callbacks = [_report_callback(trial, metric)]
+        extra = [_report_callback(trial, metric)]
         if deadline is not None and study.get_trials(deepcopy=False, states=(COMPLETE,)):
-            callbacks.append(_deadline_callback(trial, deadline, float(timeout or 0),
-                                                reporter=callbacks[0]))
+            extra.append(_deadline_callback(trial, deadline, float(timeout or 0),
+                                            reporter=extra[0]))
         try:
-            outcome = runner.run(params, callbacks=tuple(callbacks))
+            outcome = runner.run(params, callbacks=(*extra, *callbacks))
         except optuna.TrialPruned:
             raise
         except Exception as exc:
@@ -225,14 +233,13 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
         return outcome.value
 
     def log_trial(study: Any, trial: Any) -> None:
-        value = f"{trial.value:.4f}" if trial.value is not None else "-"
         reason = trial.user_attrs.get("fail_reason") or trial.user_attrs.get("prune_reason", "")
         try:
-            best = f"{study.best_value:.4f} (trial {study.best_trial.number})"
+            best = (float(study.best_value), int(study.best_trial.number))
         except ValueError:
-            best = "-"
-        logger.info("trial %d %s value=%s params=%s best=%s%s", trial.number, trial.state.name,
-                    value, trial.params, best, f" [{reason}]" if reason else "")
+            best = None
+        progress.finished(trial.number, trial.state.name, trial.value, trial.params,
+                          reason=reason, best=best)
 
     ran = 0
     with frozen_heap():  # the runner's data and weights: out of every collection's scan
@@ -307,12 +314,17 @@ class OptunaBackend(SearchBackend):
         if done:
             logger.info("%s study '%s': %d trial(s) finished, target %d",
                         "joining" if self.join else "resuming", name, done, n_trials)
+        metric, direction = plan.objective
+        progress = SearchProgress(n_trials=n_trials, metric=metric, direction=direction,
+                                  timeout=timeout, done=done)
         if self.workers == 1 or self.join:
             run_worker(plan, space, storage=storage, study_name=name, n_trials=n_trials,
-                       timeout=timeout, output_dir=output_dir, join=self.join, study=study)
+                       timeout=timeout, output_dir=output_dir, join=self.join, study=study,
+                       progress=progress, callbacks=callbacks)
         elif _has_work(trials, n_trials):
             self._spawn(plan, storage, name, n_trials, timeout, output_dir)
         if self.join:
+            progress.close()
             records = collect(study)
             write_trials_csv(records, output_dir / "trials.csv", space)
             return summarize(plan, records, output_dir=output_dir, storage=storage,
@@ -322,7 +334,9 @@ class OptunaBackend(SearchBackend):
             if not any(t.state.name == "WAITING" for t in _states(study, storage)):
                 break
             run_worker(plan, space, storage=storage, study_name=name, n_trials=n_trials,
-                       timeout=None, output_dir=output_dir, study=study, orphans=True)
+                       timeout=None, output_dir=output_dir, study=study, orphans=True,
+                       progress=progress, callbacks=callbacks)
+        progress.close()
         records = collect(study)
         write_trials_csv(records, output_dir / "trials.csv", space)
         return finish_best(plan, space, records, output_dir=output_dir, storage=storage,

@@ -33,6 +33,7 @@ from typing import Any
 from labelwise.plan.config import RayConfig, RunConfig, config_from_dict
 from labelwise.errors import SchemaMismatchError, require
 from labelwise.plan.preflight import Plan
+from labelwise.tuning._progress import SearchProgress
 from labelwise.tuning._base import SearchBackend, SearchResult, TrialRecord
 from labelwise.tuning._output import finish_best, write_trials_csv
 from labelwise.tuning._runner import failure_reason, key_difference, study_key
@@ -197,7 +198,7 @@ def _records(grid: Any, space: dict[str, Any], metric: str) -> list[TrialRecord]
     return sorted(out, key=lambda r: r.number)
 
 
-def _log_callback(metric: str) -> Any:
+def _log_callback(progress: SearchProgress) -> Any:
     from ray.tune import Callback
 
     class Log(Callback):
@@ -206,17 +207,30 @@ def _log_callback(metric: str) -> Any:
             last = trial.last_result or {}
             number = _trial_number(trial.local_path or "")
             if last.get("final"):
-                logger.info("trial %d COMPLETE %s=%.4f params=%s", number, metric,
-                            last["objective"], trial.config)
+                progress.finished(number, "COMPLETE", float(last["objective"]), trial.config)
             else:
-                logger.info("trial %d PRUNED after %s evaluation(s)", number,
-                            last.get("training_iteration"))
+                progress.finished(number, "PRUNED", None, trial.config,
+                                  reason=f"stopped by ASHA after "
+                                  f"{last.get('training_iteration')} evaluation(s)")
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any
                            ) -> None:
-            logger.info("trial %d FAIL", _trial_number(trial.local_path or ""))
+            progress.finished(_trial_number(trial.local_path or ""), "FAIL", None, trial.config)
 
     return Log()
+
+
+def _quiet_ray(verbose: bool) -> dict[str, Any]:
+    """Keyword arguments of ``ray.init`` and the logger levels that keep Ray's banners,
+    INFO lines and warnings out of a search's output (``verbose``: let them through)."""
+    if verbose:
+        return {}
+    for name in ("ray", "ray.tune", "ray.train", "ray.data", "ray._private"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    return {"logging_level": logging.ERROR}
 
 
 class RayBackend(SearchBackend):
@@ -225,10 +239,11 @@ class RayBackend(SearchBackend):
     name = "ray"
 
     def __init__(self, *, address: str | None = None, study_name: str | None = None,
-                 source: str | None = None) -> None:
+                 source: str | None = None, verbose: bool = False) -> None:
         self.address = address
         self.study_name = study_name
         self.source = source
+        self.verbose = verbose
 
     def run(self, plan: Plan, *, space: dict[str, Any], output_dir: Path, n_trials: int,
             timeout: float | None, callbacks: tuple[Any, ...] = ()) -> SearchResult:
@@ -252,7 +267,8 @@ class RayBackend(SearchBackend):
         if not ray.is_initialized():
             env = {k: os.environ[k] for k in ENV_PASSED if k in os.environ}
             kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env},
-                                      "log_to_driver": False, "include_dashboard": False}
+                                      "log_to_driver": False, "include_dashboard": False,
+                                      **_quiet_ray(self.verbose)}
             if address:
                 ray.init(address=address, **kwargs)
             else:
@@ -279,6 +295,9 @@ class RayBackend(SearchBackend):
         # in that window would run again after a restore. Trials take minutes, a save ms.
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
         started = time.perf_counter()
+        progress = SearchProgress(n_trials=n_trials, metric=metric, direction=direction,
+                                  timeout=timeout)
+        progress.start()
         if tune.Tuner.can_restore(str(experiment)):
             logger.info("restoring the Ray search at %s", experiment)
             tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True,
@@ -298,8 +317,11 @@ class RayBackend(SearchBackend):
                     name=name, storage_path=str(experiment.parent), verbose=0,
                     failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                    callbacks=[_log_callback(metric)]))
-        grid = tuner.fit()
+                    callbacks=[_log_callback(progress)]))
+        try:
+            grid = tuner.fit()
+        finally:
+            progress.close()
         records = _records(grid, space, metric)
         write_trials_csv(records, output_dir / "trials.csv", space)
         return finish_best(plan, space, records, output_dir=output_dir,
