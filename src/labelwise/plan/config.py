@@ -141,6 +141,11 @@ class TrainConfig(_Section):
     # what binary / multilabel thresholds maximise on validation; auto: the objective's
     # kind (accuracy for an accuracy objective, F1 otherwise)
     threshold_metric: Literal["auto", "f1", "accuracy"] = "auto"
+    # Transformers' reporting integrations (tensorboard, mlflow, wandb, ..., all; none or
+    # [] for none); logs go inside the output dir (see labelwise.training.tracking)
+    report_to: Annotated[list[str], BeforeValidator(
+        lambda v: [] if v in (None, "none") else [v] if isinstance(v, str) else v)] = Field(
+        default_factory=list)
 
 
 class FloatDistribution(_Section):

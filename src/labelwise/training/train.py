@@ -447,6 +447,8 @@ def train(config: Any = None, *, train: Any = None, valid: Any = None, test: Any
     import json
 
     from labelwise.training.progress import current, steps_callback
+    from labelwise.training.tracking import (LOGS, check_report_to, mlflow_store,
+                                             tracking_callbacks)
 
     config, source = resolve_config(
         config, source=source, model=model, output_dir=output_dir,
@@ -457,6 +459,7 @@ def train(config: Any = None, *, train: Any = None, valid: Any = None, test: Any
                "learning_rate": learning_rate, "seed": seed})
     reporter = current()
     plan = preflight(config, source=source)
+    check_report_to(config.train.report_to)
     out = _output_dir(config, overwrite)
     plan.log()
     if reporter is not None:
@@ -473,8 +476,11 @@ def train(config: Any = None, *, train: Any = None, valid: Any = None, test: Any
     with frozen_heap():  # the loaded data and weights: out of every collection's scan
         steps = ([steps_callback(reporter, metric=plan.objective[0])]
                  if reporter is not None and reporter.enabled else [])
-        result = fit(prepared, work=work, callbacks=[*steps, *callbacks],
-                     resume_from=resume_from)
+        report_to = config.train.report_to
+        tracking = tracking_callbacks(report_to, logs_dir=work / LOGS, run_name=out.name)
+        with mlflow_store(report_to, work / LOGS):
+            result = fit(prepared, work=work, callbacks=[*steps, *tracking, *callbacks],
+                         resume_from=resume_from)
         metrics, thresholds = final_metrics(prepared, result.model)
     stats = {"threads": threads, "prepare_seconds": round(prep_seconds, 3),
              "train_seconds": round(result.train_seconds, 3),
@@ -487,6 +493,8 @@ def train(config: Any = None, *, train: Any = None, valid: Any = None, test: Any
     save_model_dir(final, plan=plan, model=result.model, tokenizer=prepared.tokenizer,
                    metrics=metrics, thresholds=thresholds, stats=stats,
                    log_history=result.log_history)
+    if (work / LOGS).exists():  # tracking logs: inside the model dir, renamed with it
+        shutil.move(work / LOGS, final / LOGS)
     publish(final, out, overwrite=overwrite)
     shutil.rmtree(work, ignore_errors=True)
     return TrainResult(out, metrics, thresholds, plan, stats)

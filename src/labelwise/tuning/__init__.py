@@ -112,6 +112,9 @@ def tune(config: Any = None, *, train: Any = None, valid: Any = None, test: Any 
     storage = storage or (search.storage if search else None)
     _check_combination(backend_name, storage=storage, join=join, workers=workers)
     plan = preflight(config, source=source, search=True)
+    from labelwise.training.tracking import check_report_to
+
+    check_report_to(config.train.report_to)
     out = _output_dir(config, overwrite)
     from labelwise.tuning._data import needs_files, with_data_files
 
@@ -144,8 +147,11 @@ def tune(config: Any = None, *, train: Any = None, valid: Any = None, test: Any 
 
         runner = OptunaBackend(storage=storage, study_name=name, workers=n_workers,
                                source=source, join=join, n_trials_given=n_trials is not None)
-    result = runner.run(plan, space=space, output_dir=out, n_trials=n, timeout=timeout,
-                        callbacks=callbacks)
+    from labelwise.training.tracking import search_run
+
+    with search_run(config, out, name):  # one MLflow run, a nested run per trial
+        result = runner.run(plan, space=space, output_dir=out, n_trials=n, timeout=timeout,
+                            callbacks=callbacks)
     if search is not None and search.refit and not join:
         from labelwise.tuning._refit import refit_best
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from labelwise.training._memory import frozen_heap
+from labelwise.training.tracking import LOGS, tracking_callbacks
 from labelwise.errors import ConfigError, SchemaMismatchError
 from labelwise.plan.preflight import Plan
 from labelwise.tuning._base import SearchBackend, SearchResult
@@ -215,7 +216,10 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
             extra.append(_deadline_callback(trial, deadline, float(timeout or 0),
                                             reporter=extra[0]))
         try:
-            outcome = runner.run(params, callbacks=(*extra, *callbacks))
+            tracking = tracking_callbacks(plan.config.train.report_to,
+                                          logs_dir=output_dir / LOGS,
+                                          run_name=f"trial-{trial.number}")
+            outcome = runner.run(params, callbacks=(*extra, *tracking, *callbacks))
         except optuna.TrialPruned:
             raise
         except Exception as exc:
