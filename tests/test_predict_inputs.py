@@ -166,3 +166,11 @@ def test_output_rows_align_with_input_rows(model_dir, rows, batch_size):
             alone = predict(model_dir, row)
             assert np.allclose(preds.scores[i], alone.scores[0], atol=1e-5)
             assert preds.labels[i] == alone.labels[0]
+
+
+def test_the_report_scores_every_row_of_a_split_as_training_did(model_dir):
+    from labelwise.training.predict import predict_split
+
+    preds = predict_split(model_dir, ["good film", "", "sad"])
+    assert len(preds) == 3 and np.isfinite(preds.scores).all()
+    assert np.allclose(preds.scores[[0, 2]], predict(model_dir, ["good film", "sad"]).scores)

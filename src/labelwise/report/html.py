@@ -175,13 +175,13 @@ def _split_data(run: _Run, *splits: str) -> tuple[str, Any] | None:
 
 def _predict(run: _Run, split: str, data: Any) -> tuple[np.ndarray, np.ndarray]:
     """Scores of the model on one split and the split's encoded targets."""
-    from labelwise.training.predict import predict
+    from labelwise.training.predict import predict_split
 
     assert run.model_dir is not None  # the model sections run only with a model
     pair = data.text_pair_column
     pairs = [str(t) for t in data.frames[split][pair]] if pair else None
     y = run.schema.encode(data.labels(split), split=split)
-    preds = predict(run.model_dir, data.texts(split), text_pairs=pairs)
+    preds = predict_split(run.model_dir, data.texts(split), text_pairs=pairs)
     return preds.scores, y
 
 

@@ -262,9 +262,6 @@ def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
         >>> preds.labels, preds.scores.shape
         ([1], (1, 2))
     """
-    from labelwise.training.forward import predict_logits
-    from labelwise.training.tokens import encode_texts
-
     if on_invalid not in ("raise", "skip"):
         raise ConfigError(f"on_invalid must be 'raise' or 'skip', not {on_invalid!r}",
                           fix="pass --on-invalid raise or --on-invalid skip", code="LW342")
@@ -295,11 +292,7 @@ def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
                            tuple(schema.label_names), values if head.uses_thresholds else None,
                            schema.task.value)
     pairs = [columns["text pair"][i] for i in keep] if "text pair" in columns else None
-    encoded = encode_texts(loaded.tokenizer, [columns["text"][i] for i in keep], pairs,
-                           max_length=int(loaded.manifest["max_length"]), use_cache=False)
-    pad = loaded.tokenizer.pad_token_id or 0
-    logits = predict_logits(loaded.model, encoded, pad_id=pad, batch_size=batch_size)
-    preds = _decide(schema, head, logits, values)
+    preds = _run(loaded, [columns["text"][i] for i in keep], pairs, values, batch_size)
     if not bad:
         return preds
     labels: list[Any] = [None] * n
@@ -308,6 +301,33 @@ def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
         labels[i] = preds.labels[j]
     scores[keep] = preds.scores
     return Predictions(labels, scores, preds.class_names, preds.thresholds, preds.task)
+
+
+def _run(loaded: LoadedModel, texts: list[str], pairs: list[str] | None,
+         thresholds: tuple[float, ...] | None, batch_size: int) -> Predictions:
+    from labelwise.training.forward import predict_logits
+    from labelwise.training.tokens import encode_texts
+
+    encoded = encode_texts(loaded.tokenizer, texts, pairs,
+                           max_length=int(loaded.manifest["max_length"]), use_cache=False)
+    pad = loaded.tokenizer.pad_token_id or 0
+    logits = predict_logits(loaded.model, encoded, pad_id=pad, batch_size=batch_size)
+    return _decide(loaded.schema, HeadContract.from_dict(loaded.contract), logits, thresholds)
+
+
+def predict_split(model_dir: str | Path, texts: list[str], *,
+                  text_pairs: list[str] | None = None, batch_size: int = 64) -> Predictions:
+    """Predictions for a split's texts as training evaluated them: every row, an empty text
+    included (the report's plots), with the saved thresholds."""
+    from labelwise.training.progress import quiet_libraries
+
+    with quiet_libraries():
+        loaded = load_model(model_dir)
+    if not texts:
+        return predict(model_dir, [])
+    return _run(loaded, [str(t) for t in texts],
+                [str(t) for t in text_pairs] if text_pairs is not None else None,
+                _threshold_values(loaded, None), batch_size)
 
 
 def _decide(schema: LabelSchema, contract: HeadContract, logits: np.ndarray,
