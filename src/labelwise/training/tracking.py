@@ -8,7 +8,8 @@ trial, and their logs go inside the output directory:
   in its unfinished dir, which becomes ``OUTPUT`` at the end, so they survive the rename);
 * MLflow, when ``MLFLOW_TRACKING_URI`` is not set: a local SQLite store,
   ``OUTPUT/logs/mlflow.db`` (MLflow's file store is in maintenance mode). A search is one
-  MLflow run with one nested run per trial.
+  MLflow run with one nested run per trial (Ray trials, in processes of their own, log one
+  run each to the same store, not nested).
 
 Services of their own (wandb, comet, ...) are configured as their integration documents it
 (environment variables, logins).

@@ -115,6 +115,11 @@ def tune(config: Any = None, *, train: Any = None, valid: Any = None, test: Any 
     from labelwise.training.tracking import check_report_to
 
     check_report_to(config.train.report_to)
+    if callbacks and (backend_name == "ray" or (workers or (search.workers if search
+                                                              else 1)) > 1):
+        raise ConfigError("callbacks run in this process, but these trials run in others",
+                          fix="use the optuna backend with one worker, or train.report_to "
+                          "for tracking", code="LW338")
     out = _output_dir(config, overwrite)
     from labelwise.tuning._data import needs_files, with_data_files
 

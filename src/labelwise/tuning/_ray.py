@@ -33,6 +33,7 @@ from typing import Any
 from labelwise.plan.config import RayConfig, RunConfig, config_from_dict
 from labelwise.errors import SchemaMismatchError, require
 from labelwise.plan.preflight import Plan
+from labelwise.training.tracking import LOGS, tracking_callbacks
 from labelwise.tuning._progress import SearchProgress
 from labelwise.tuning._base import SearchBackend, SearchResult, TrialRecord
 from labelwise.tuning._output import finish_best, write_trials_csv
@@ -43,7 +44,8 @@ __all__ = ["RayBackend", "absolute_config"]
 logger = logging.getLogger("labelwise")
 KEY_FILE = "search_key.json"
 FAIL_FILE = "fail_reason.txt"
-ENV_PASSED = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "LABELWISE_CACHE")
+ENV_PASSED = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "LABELWISE_CACHE",
+              "MLFLOW_TRACKING_URI")
 _RUNNERS: dict[str, Any] = {}  # one TrialRunner per search in a reused Ray actor
 
 
@@ -153,7 +155,11 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
                              "step_seconds": round(reporter.step_seconds, 3)})
 
         with frozen_heap():  # the runner's data and weights: out of the trial's collections
-            outcome = runner.run(params, callbacks=(eval_reporter(metric, on_eval),))
+            tracking = tracking_callbacks(runner.plan.config.train.report_to,
+                                          logs_dir=Path(spec["output_dir"]) / LOGS,
+                                          run_name=f"trial-{number}")
+            outcome = runner.run(params, callbacks=(eval_reporter(metric, on_eval),
+                                                    *tracking))
         save_if_best(outcome, number=number, direction=direction,
                      output_dir=Path(spec["output_dir"]), tokenizer=runner.prepared.tokenizer,
                      extra={"params": params, "study": spec["name"], "backend": "ray"})
