@@ -232,7 +232,7 @@ def _metrics(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
         keys += [k for k in metrics[split] if k not in keys]
     if not keys:
         return ["## Metrics", "", "No metrics were recorded."]
-    rows = [[k, *(metrics[s].get(k) for s in splits)] for k in keys]
+    rows = [[Raw(k), *(metrics[s].get(k) for s in splits)] for k in keys]  # labelwise's names
     return ["## Metrics", "", ("Computed by labelwise on each split after training (test "
                                "metrics use the thresholds chosen on validation)."), "",
             *_table(["metric", *splits], rows)]
@@ -283,7 +283,7 @@ def _hyperparameters(plan: Mapping[str, Any], manifest: Mapping[str, Any]) -> li
              f"outputs, loss {code(contract.get('loss'))}, max length "
              f"{manifest.get('max_length')}.{start}"), ""]
     return out + _table(["train setting", "value"],
-                        [[k, Raw(code(json.dumps(v)))] for k, v in train.items()])
+                        [[Raw(k), Raw(code(json.dumps(v)))] for k, v in train.items()])
 
 
 def _usage(task: str, manifest: Mapping[str, Any], names: list[str]) -> list[str]:
