@@ -45,6 +45,8 @@ class Reporter:
         self.enabled = enabled
         self.file = file
         self._planned: set[int] = set()
+        if enabled:  # tqdm.auto looks for IPython: once, before any stage is timed
+            from tqdm.auto import tqdm  # noqa: F401
 
     def write(self, line: str) -> None:
         if not self.enabled:

@@ -247,7 +247,10 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
 
     ran = 0
     with frozen_heap():  # the runner's data and weights: out of every collection's scan
-        while deadline is None or time.monotonic() < deadline:
+        # past the deadline, a trial still starts while none has completed: a search
+        # always ends with a model (however long loading took)
+        while deadline is None or time.monotonic() < deadline or not study.get_trials(
+                deepcopy=False, states=(COMPLETE,)):
             with claim_lock(storage, study_name):  # count and claim as one step
                 trials = _states(study, storage)
                 waiting = sum(1 for t in trials if t.state.name == "WAITING")
