@@ -109,8 +109,8 @@ def test_an_unknown_name_lists_the_registered_ones_and_writes_nothing(tmp_path, 
     with pytest.raises(ConfigError) as info:
         tune(make(tmp_path, tiny_model, n_trials=1), backend="dask")
     assert str(info.value) == (
-        "unknown backend 'dask'; registered: optuna, ray. Fix: use --backend optuna or "
-        "--backend ray, or register yours with labelwise.tuning.register_backend")
+        "unknown backend 'dask'; registered: optuna, ray. Fix: use backend='optuna' or "
+        "backend='ray', or register yours with labelwise.tuning.register_backend")
     assert info.value.code == "LW334"
     with pytest.raises(ConfigError, match="unknown backend 'dask'"):
         tune(make(tmp_path, tiny_model, n_trials=1, search={"backend": "dask"}))
@@ -120,17 +120,17 @@ def test_an_unknown_name_lists_the_registered_ones_and_writes_nothing(tmp_path, 
 def test_options_a_backend_does_not_take_are_refused(tmp_path, tiny_model, registry):
     register_backend("recording", lambda options: Recording(), accepts=("storage",))
     config = make(tmp_path, tiny_model, n_trials=1)
-    with pytest.raises(ConfigError, match="--workers is an option of the optuna backend, not "
-                       "of recording. Fix: drop --workers, or use --backend optuna"):
+    with pytest.raises(ConfigError, match="workers= is an option of the optuna backend, not "
+                       "of recording. Fix: drop workers=, or use backend='optuna'"):
         tune(config, backend="recording", workers=2)
-    with pytest.raises(ConfigError, match="--ray-address is an option of the ray backend, not "
+    with pytest.raises(ConfigError, match="ray_address= is an option of the ray backend, not "
                        "of optuna"):
         tune(config, ray_address="auto")
-    with pytest.raises(ConfigError, match="--storage set.s. up a backend chosen by name; the "
+    with pytest.raises(ConfigError, match="storage= set.s. up a backend chosen by name; the "
                        "OptunaBackend instance given carries its own settings. Fix: pass "
                        r"them to OptunaBackend\(...\)"):
         tune(config, backend=OptunaBackend(), storage="sqlite:///x.db")
-    with pytest.raises(ConfigError, match="--workers set.s. up a backend chosen by name"):
+    with pytest.raises(ConfigError, match="workers= set.s. up a backend chosen by name"):
         tune(make(tmp_path, tiny_model, n_trials=1, search={"workers": 2}),
              backend=OptunaBackend())
     assert not (tmp_path / "out").exists()

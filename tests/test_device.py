@@ -336,7 +336,7 @@ def test_no_gpu_holds_more_workers_than_trials_per_gpu(workers, n_gpus, per_gpu)
 
     gpus = [str(i) for i in range(n_gpus)]
     if n_gpus and workers > n_gpus * per_gpu:
-        with pytest.raises(ConfigError, match=f"--workers {workers} needs {workers} GPU "
+        with pytest.raises(ConfigError, match=f"workers={workers} needs {workers} GPU "
                            "slots") as err:
             gpu_assignment(workers, gpus, per_gpu)
         assert err.value.code == "LW355" and "search.trials_per_gpu" in err.value.fix
@@ -391,7 +391,7 @@ def test_worker_processes_get_cuda_visible_devices(tmp_path, tiny_model, monkeyp
     backend._spawn(plan, "sqlite:///unused.db", "s", 2, None, tmp_path / "out",
                    lambda: None, backend._gpu_pins(plan))
     assert started == [("0", "0"), ("1", "1")]
-    with pytest.raises(ConfigError, match="--workers 3 needs 3 GPU slots"):
+    with pytest.raises(ConfigError, match="workers=3 needs 3 GPU slots"):
         _optuna.OptunaBackend(workers=3)._gpu_pins(plan)
 
 

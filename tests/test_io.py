@@ -78,7 +78,7 @@ def test_wrong_column_lists_columns_that_exist(tmp_path):
         load_splits(train=path, label_columns=["labels"])
     assert str(info.value) == (f"label column 'labels' not found in the train split (file {path};"
                                " columns: text, label). Fix: did you mean 'label'? pass "
-                               "--label-column with one of the columns")
+                               "label_columns= with one of the columns")
     assert info.value.code == "LW402"
 
 

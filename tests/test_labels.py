@@ -148,7 +148,7 @@ def test_integral_floats_are_ambiguous():
     err = _raises(AmbiguousTaskError, "LW119", "column 'stars' holds integral floats (1.0, "
                   "2.0, 5.0): class ids or a regression target", infer_task, [1.0, 2.0, 5.0],
                   column="stars")
-    assert "pass --task multiclass if they are class ids, or --task regression" in str(err)
+    assert "pass task='multiclass' if they are class ids, or task='regression'" in str(err)
 
 
 def test_stray_value_in_binary_names_value_count_and_rows():
@@ -157,7 +157,7 @@ def test_stray_value_in_binary_names_value_count_and_rows():
                   "classes: stray value 'neutral' (2 row(s)) next to 'pos' and 'neg'",
                   infer_task, values, task="binary")
     assert "rows 20, 22" in str(err)
-    assert "pass --task multiclass" in str(err)
+    assert "pass task='multiclass'" in str(err)
 
 
 def test_one_hot_width_3_with_binary_task():

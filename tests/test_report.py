@@ -121,7 +121,8 @@ def test_report_of_a_run_whose_data_are_gone(runs, tmp_path):
 def test_not_an_output_dir_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="not a labelwise output directory") as info:
         write_report(tmp_path)
-    assert "pass the --output-dir of labelwise train or labelwise tune" in str(info.value)
+    assert "pass the output_dir= of labelwise train or labelwise tune" in str(info.value)
+    assert "pass the --output-dir of labelwise train" in info.value.render("cli")
     with pytest.raises(DataError, match="output directory not found"):
         write_report(tmp_path / "missing")
 

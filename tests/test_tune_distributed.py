@@ -108,15 +108,15 @@ def test_join_needs_an_existing_study_and_a_storage(tmp_path, tiny_model):
     with pytest.raises(ConfigError, match="there is no study 'labelwise' to join") as info:
         tune(config, storage=storage, join=True)
     assert info.value.code == "LW353"
-    with pytest.raises(ConfigError, match="--join needs the storage") as info:
+    with pytest.raises(ConfigError, match="join=True needs the storage") as info:
         tune(config, join=True)
     assert info.value.code == "LW334"
 
 
 def test_ray_backend_refuses_optuna_options(tmp_path, tiny_model):
     config = make(tmp_path, tiny_model, n_trials=1)
-    for kwargs, flag in (({"storage": "sqlite:///x.db"}, "--storage"), ({"join": True},
-                         "--join"), ({"workers": 2}, "--workers")):
+    for kwargs, flag in (({"storage": "sqlite:///x.db"}, "storage="), ({"join": True},
+                         "join=True"), ({"workers": 2}, "workers=")):
         with pytest.raises(ConfigError, match=f"{flag} is an option of the optuna backend, "
                            "not of ray"):
             tune(config, backend="ray", **kwargs)

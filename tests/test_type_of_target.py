@@ -111,7 +111,7 @@ def test_multiclass_multioutput_is_refused_even_as_columns():
     with pytest.raises(LabelError) as err:
         infer_task(frame)
     assert err.value.code == "LW129"
-    assert "multiclass-multioutput" in str(err.value) and "--label-column" in str(err.value)
+    assert "multiclass-multioutput" in str(err.value) and "label_columns=" in str(err.value)
 
 
 def test_integer_matrix_is_regression_only_when_asked():
@@ -135,7 +135,7 @@ def test_ambiguous_two_valued_matrix_names_the_choices():
     with pytest.raises(AmbiguousTaskError) as err:
         infer_task(np.array([[1, 2], [2, 1], [2, 2]]))
     text = str(err.value)
-    for choice in ("multilabel", "multiclass-multioutput", "regression", "--task"):
+    for choice in ("multilabel", "multiclass-multioutput", "regression", "task='regression'"):
         assert choice in text
 
 

@@ -40,6 +40,7 @@ _LAZY = {
     "check_targets": "labelwise.training.guard",
     "preflight": "labelwise.plan.preflight",
     "Plan": "labelwise.plan.preflight",
+    "check": "labelwise.plan.preflight",
     # heavy verbs (torch, transformers, optuna on first use)
     "train": "labelwise.training.train",
     "TrainResult": "labelwise.training.train",
@@ -69,7 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from labelwise.scoring.label_errors import LabelErrors
     from labelwise.training.label_errors import find_label_errors
     from labelwise.training.predict import Predictions, predict
-    from labelwise.plan.preflight import Plan, preflight
+    from labelwise.plan.preflight import Plan, check, preflight
     from labelwise.labels.schema import LabelSchema, infer_schema
     from labelwise.training.train import TrainResult, train
     from labelwise.tuning import SearchResult, tune

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from labelwise.findings import Finding, Findings, Where
+from labelwise.findings import OPTIONS, Finding, Findings, Style, Where, for_caller
 
 __all__ = [
     "require",
+    "OPTIONS",
+    "Style",
+    "for_caller",
     "LabelwiseError",
     "DataError",
     "LabelError",
@@ -30,7 +33,9 @@ __all__ = [
 class LabelwiseError(Exception):
     """Base class of every error a user can cause.
 
-    ``str(err)`` is one line: what is wrong, where, then ``Fix: ...``.
+    ``str(err)`` is one line: what is wrong, where, then ``Fix: ...``, with options named
+    as a Python caller passes them (``overwrite=True``); ``err.render("cli")`` names them as
+    the command line's flags (``--overwrite``). ``what`` and ``fix`` hold the flags.
 
     Attributes:
         what: The problem, in one sentence.
@@ -49,13 +54,13 @@ class LabelwiseError(Exception):
         self.code = code or self.default_code
         super().__init__(self.render())
 
-    def render(self) -> str:
+    def render(self, style: Style = "python") -> str:
         text = self.what
         if self.where:
             text += f" ({self.where})"
         if self.fix:
             text += f". Fix: {self.fix}"
-        return text
+        return for_caller(text, style)
 
     def to_finding(self, *, split: str | None = None) -> Finding:
         """This error as an error-level :class:`~labelwise.findings.Finding`."""
@@ -123,12 +128,13 @@ class PreflightError(LabelwiseError):
     def __init__(self, findings: list[Finding]) -> None:
         self.findings = Findings(findings)
         errors = [f for f in self.findings if f.level == "error"]
-        head = f"preflight found {len(errors)} error(s)"
-        lines = "; ".join(f.render() for f in errors)
-        super().__init__(f"{head}: {lines}" if lines else head)
+        self._head = f"preflight found {len(errors)} error(s)"
+        lines = "; ".join(f.render("cli") for f in errors)
+        super().__init__(f"{self._head}: {lines}" if lines else self._head)
 
-    def render(self) -> str:  # the findings carry their own where/fix
-        return self.what
+    def render(self, style: Style = "python") -> str:  # the findings carry where and fix
+        lines = "; ".join(f.render(style) for f in self.findings if f.level == "error")
+        return f"{self._head}: {lines}" if lines else self._head
 
 
 class MissingDependencyError(LabelwiseError, ImportError):

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+import re
 from typing import Any, Literal
 
-__all__ = ["Level", "Where", "Finding", "Findings", "format_value", "format_rows", "MAX_ROWS"]
+__all__ = ["OPTIONS", "Style", "for_caller", "Level", "Where", "Finding", "Findings", "format_value", "format_rows", "MAX_ROWS"]
 
 Level = Literal["error", "warning", "info"]
 MAX_ROWS = 5
@@ -35,6 +36,81 @@ def format_rows(rows: Sequence[int], count: int | None = None) -> str:
     if count > MAX_ROWS:
         return f"{word} {shown}, … ({count} in all)"
     return f"{word} {shown}"
+
+
+Style = Literal["python", "cli"]
+
+# One mapping from the Python keyword to the CLI flag, for every option a message names.
+# Messages are written with the flag (``pass --overwrite``); a Python caller reads the
+# keyword (``pass overwrite=True``). Each entry: keyword, flag, kind (``bool``: True when
+# given; ``value``: takes a value, rendered when it is one of ``values``; ``call``: a CLI
+# option whose Python twin is the call ``values[0]``, given the flag's value), values.
+OPTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "overwrite": ("--overwrite", "bool", ()),
+    "resume": ("--resume", "bool", ()),
+    "join": ("--join", "bool", ()),
+    "output_dir": ("--output-dir", "value", ()),
+    "train": ("--train", "value", ()),
+    "valid": ("--valid", "value", ()),
+    "test": ("--test", "value", ()),
+    "model": ("--model", "value", ()),
+    "task": ("--task", "value", ("auto", "binary", "multiclass", "multilabel", "regression")),
+    "label_columns": ("--label-column", "value", ()),
+    "text_column": ("--text-column", "value", ()),
+    "text_pair_column": ("--text-pair-column", "value", ()),
+    "classes": ("--classes", "value", ()),
+    "positive": ("--positive", "value", ()),
+    "label_sep": ("--label-sep", "value", ()),
+    "n_trials": ("--n-trials", "value", ()),
+    "timeout": ("--timeout", "value", ()),
+    "storage": ("--storage", "value", ()),
+    "study": ("--study", "value", ()),
+    "workers": ("--workers", "value", ()),
+    "backend": ("--backend", "value", ("optuna", "ray")),
+    "ray_address": ("--ray-address", "value", ()),
+    "thresholds": ("--threshold", "value", ()),
+    "on_invalid": ("--on-invalid", "value", ("raise", "skip")),
+    "batch_size": ("--batch-size", "value", ()),
+    "device": ("--device", "value", ("auto", "cpu", "mps", "cuda")),
+    "label_errors_out": ("--label-errors-out", "call", ("LabelErrors.write_csv",)),
+    "config": ("--set", "set", ()),
+}
+_BY_FLAG = {flag: (name, kind, values) for name, (flag, kind, values) in OPTIONS.items()}
+_FLAG = re.compile(r"--([a-z][a-z0-9-]*)( [^\s,;)]+)?")
+_SETTING = re.compile(r"(\w+)\.(\w+)=([^\s,;)]+?)(\.?)$")
+
+
+def _python_option(match: re.Match[str]) -> str:
+    flag, rest = "--" + match.group(1), match.group(2) or ""
+    if flag not in _BY_FLAG:
+        return match.group(0)
+    name, kind, values = _BY_FLAG[flag]
+    value = rest[1:]
+    if kind == "bool":
+        return f"{name}=True{rest}"
+    if kind == "call":
+        return f"{values[0]}({value!r})" if value else values[0]
+    if kind == "set":
+        setting = _SETTING.match(value)
+        if setting:
+            section, key, raw, dot = setting.groups()
+            return f"{name}={{'{section}': {{'{key}': {raw}}}}}{dot}"
+        return f"{name}={{...}}{rest}"
+    bare = value.rstrip(".")
+    if bare in values:
+        return f"{name}={bare!r}{value[len(bare):]}"
+    if re.fullmatch(r"-?\d+(\.\d+)?", bare):  # a number: workers=2
+        return f"{name}={value}"
+    return f"{name}={rest}"
+
+
+def for_caller(text: str, style: Style = "python") -> str:
+    """``text`` in the caller's terms: the CLI's flags as written, or, for a Python caller,
+    each flag of :data:`OPTIONS` as its keyword (``--overwrite`` -> ``overwrite=True``,
+    ``--task multiclass`` -> ``task='multiclass'``, ``--output-dir`` -> ``output_dir=``)."""
+    if style == "cli" or "--" not in text:
+        return text
+    return _FLAG.sub(_python_option, text)
 
 
 @dataclass(frozen=True)
@@ -113,14 +189,15 @@ class Finding:
     where: Where = field(default_factory=Where)
     fix: str = ""
 
-    def render(self) -> str:
+    def render(self, style: Style = "python") -> str:
+        """One line; options named as a Python caller (default) or the CLI passes them."""
         text = f"{self.code} {self.message}"
         where = str(self.where)
         if where:
             text += f" ({where})"
         if self.fix:
             text += f". Fix: {self.fix}"
-        return text
+        return for_caller(text, style)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -57,8 +57,8 @@ def _fail(err: LabelwiseError) -> None:
     from rich.markup import escape
 
     console = _console(stderr=True)
-    code = f"{err.code} " if err.code else ""  # escaped: "pip install 'labelwise[train]'"
-    console.print(f"[bold red]error:[/] {code}{escape(err.render())}", markup=True)
+    code = f"{err.code} " if err.code else ""
+    console.print(f"[bold red]error:[/] {code}{escape(err.render('cli'))}", markup=True)
     raise typer.Exit(2)
 
 
@@ -379,11 +379,14 @@ def show_labelwise_logs(console: Any) -> None:
     logger.setLevel(logging.INFO)
 
 
-def run_preflighted(console: Any, call: Any) -> Any:
+def run_preflighted(console: Any, call: Any, *, verbose: bool = False) -> Any:
     """Run a verb that starts with preflight: logs to the console, a failed preflight
-    prints its findings and exits 2."""
+    prints its findings and exits 2; third-party noise off unless ``verbose``."""
+    from labelwise.errors import PreflightError
+
     show_labelwise_logs(console)
-    quiet_libraries()
+    if not verbose:
+        quiet_libraries()
     try:
         return call()
     except PreflightError as err:
@@ -421,6 +424,9 @@ def print_after_training(findings: Any, console: Any, *, title: str = "After tra
 
 ReportOpt = Annotated[bool, typer.Option("--report/--no-report",
                                           help="Write OUTPUT/report.html at the end.")]
+VerboseOpt = Annotated[bool, typer.Option(
+    "--verbose", help="Let Transformers', Optuna's and Ray's own bars, banners and INFO "
+    "lines through.")]
 
 
 def report_after_run(output_dir: Any, console: Any) -> None:
@@ -460,6 +466,7 @@ def train(
     resume: Annotated[bool, typer.Option("--resume",
                       help="Continue an interrupted run from its last checkpoint.")] = False,
     report: ReportOpt = True,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Preflight, then fine-tune, evaluate and save one classifier."""
 
@@ -474,7 +481,8 @@ def train(
 
         result = run_preflighted(console, lambda: run_train(
             cfg, overwrite=overwrite, resume=resume, source=config,
-            callbacks=[RichProgress(console)]))
+            callbacks=[RichProgress(console)], progress=False, verbose=True),
+            verbose=verbose)
         if not result.main_process:  # another torchrun process: process 0 reports
             return
         print_metrics(result.metrics, console)
@@ -526,6 +534,7 @@ def tune(
         "--join", help="Add this machine's trials to the study at --storage.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
     report: ReportOpt = True,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Search hyperparameters (Optuna or Ray Tune); the best model lands in OUTPUT/best/."""
 
@@ -540,7 +549,8 @@ def tune(
         result = run_preflighted(console, lambda: run_tune(
             cfg, n_trials=n_trials, timeout=timeout, storage=storage, study=study,
             workers=workers, backend=backend, ray_address=ray_address, join=join,
-            overwrite=overwrite, source=config))
+            overwrite=overwrite, source=config, progress=False, verbose=verbose),
+            verbose=verbose)
         print_search(result, console)
         if join:
             console.print("joined: the machine that started the study writes best/ and "
@@ -658,6 +668,9 @@ def predict(
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
     device: Annotated[str, typer.Option(
         "--device", help="auto (CUDA, else MPS, else CPU), cpu, mps, cuda or cuda:N.")] = "auto",
+    on_invalid: Annotated[str, typer.Option(
+        "--on-invalid", help="raise (default): rows with no text are an error; skip: they "
+        "get an empty label.")] = "raise",
 ) -> None:
     """Predict labels for a file of texts; writes the input rows plus label and scores."""
 
@@ -675,9 +688,9 @@ def predict(
         check_columns(table, [column, *([pair] if pair else [])], split="input", role="text")
         frame = table.frame
         thr = None if not threshold else threshold[0] if len(threshold) == 1 else threshold
-        preds = run_predict(model_dir, frame[column].astype(str).tolist(),
-                            text_pairs=frame[pair].astype(str).tolist() if pair else None,
-                            thresholds=thr, batch_size=batch_size, device=device)
+        preds = run_predict(model_dir, frame, text_column=column, text_pair_column=pair,
+                            thresholds=thr, batch_size=batch_size, on_invalid=on_invalid,
+                            device=device)
         out = frame.reset_index(drop=True).join(preds.to_frame().add_prefix("pred_")
                                                 if "label" in frame.columns else
                                                 preds.to_frame())

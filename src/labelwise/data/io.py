@@ -21,7 +21,8 @@ from typing import Any
 from labelwise.errors import DataError
 
 __all__ = ["Table", "read_table", "split_dataset_dict", "check_columns", "SUFFIXES",
-           "type_label_cells", "refuse_duplicate_columns"]
+           "type_label_cells", "refuse_duplicate_columns",
+           "in_memory", "describe_data", "content_sha", "is_data_path"]
 
 SUFFIXES = {
     ".csv": "csv",
@@ -69,9 +70,73 @@ def _dataset_to_frame(ds: Any) -> Any:
     return frame
 
 
+def _is_records(obj: Any) -> bool:
+    return isinstance(obj, (list, tuple)) and bool(obj) and all(isinstance(r, Mapping)
+                                                               for r in obj)
+
+
+def in_memory(obj: Any) -> bool:
+    """A split given as data rather than a path: a DataFrame, a ``datasets.Dataset`` or
+    ``DatasetDict``, or a list of dicts (one per row)."""
+    return (type(obj).__name__ == "DataFrame" and type(obj).__module__.startswith("pandas")
+            or _is_dataset(obj) or _is_dataset_dict(obj) or _is_records(obj))
+
+
+def is_data_path(value: Any) -> bool:
+    """A path whose suffix is a data file's (CSV, TSV, JSON, JSONL, Parquet)."""
+    return isinstance(value, (str, Path)) and Path(value).suffix.lower() in SUFFIXES
+
+
+def _cell(value: Any) -> str:
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()  # a list cell read back from Parquet is an array
+    return repr(value)
+
+
+def content_sha(frame: Any, columns: Sequence[str] | None = None) -> str:
+    """Stable hash of the row index and the named columns' content (16 hex digits)."""
+    import hashlib
+
+    import pandas as pd
+
+    columns = [str(c) for c in frame.columns] if columns is None else list(columns)
+    digest = hashlib.sha256()
+    digest.update(repr(list(columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame.index.to_frame(), index=False).values.tobytes())
+    for column in columns:
+        text = frame[column].map(_cell)
+        digest.update(pd.util.hash_pandas_object(text, index=False).values.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def describe_data(obj: Any) -> str:
+    """``DataFrame, 8,000 rows, sha 1a2b...``: in-memory data as a config or a model
+    records it (a path as it is)."""
+    if isinstance(obj, (str, Path)):
+        return str(obj)
+    if _is_dataset_dict(obj):
+        parts = ", ".join(f"{name}: {describe_data(ds)}" for name, ds in obj.items())
+        return f"DatasetDict ({parts})"
+    frame = _as_frame(obj)
+    return f"{type(obj).__name__}, {len(frame):,} rows, sha {content_sha(frame)}"
+
+
+def _as_frame(obj: Any) -> Any:
+    import pandas as pd
+
+    if isinstance(obj, pd.DataFrame):
+        return obj
+    if _is_dataset(obj):
+        return _dataset_to_frame(obj)
+    if _is_records(obj):
+        return pd.DataFrame.from_records(list(obj))
+    raise TypeError(type(obj).__name__)
+
+
 def read_table(source: Any, *, split: str = "train", text_columns: Sequence[str] = ()
                ) -> Table:
-    """Read one split from a path, a pandas DataFrame or a ``datasets.Dataset``.
+    """Read one split from a path, a pandas DataFrame, a ``datasets.Dataset`` or a list of
+    dicts (one per row).
 
     ``text_columns`` of a CSV or TSV file are read as written: pandas would read a text
     column of digits (``007``) as numbers (``7``).
@@ -79,21 +144,28 @@ def read_table(source: Any, *, split: str = "train", text_columns: Sequence[str]
     Raises:
         DataError: The path does not exist, its suffix is unknown, or it cannot be parsed.
     """
-    import pandas as pd
-
-    if isinstance(source, pd.DataFrame):
-        refuse_duplicate_columns(list(source.columns), source=f"<DataFrame {split}>",
-                                 split=split)
-        return Table(source, f"<DataFrame {split}>")
-    if _is_dataset(source):
-        return Table(_dataset_to_frame(source), f"<Dataset {split}>")
     if _is_dataset_dict(source):
         raise DataError(f"the {split} split is a DatasetDict, not one split",
                         fix=f"pass train=the DatasetDict alone, or pass dd['{split}']")
+    if in_memory(source):
+        frame = _as_frame(source)
+        refuse_duplicate_columns([str(c) for c in frame.columns],
+                                 source=f"<{type(source).__name__} {split}>", split=split)
+        return Table(frame, f"{type(source).__name__}, {len(frame):,} rows, sha "
+                     f"{content_sha(frame)}")
+    if isinstance(source, (list, tuple)):
+        raise DataError(f"the {split} split is a list, but not of dicts (one per row)",
+                        fix="pass a list of {column: value} dicts, or a DataFrame")
     if not isinstance(source, (str, Path)):
         raise DataError(f"cannot read the {split} split from a {type(source).__name__}",
-                        fix="pass a file path, a pandas DataFrame or a datasets.Dataset")
+                        fix="pass a file path, a pandas DataFrame, a datasets.Dataset or a "
+                        "list of dicts")
     path = Path(source)
+    text = str(source)
+    if text.startswith("<") and text.endswith(">") and not path.exists():
+        raise DataError(f"the {split} split was in-memory data when this config was saved "
+                        f"({text[1:-1]}); the config records it, but not its rows",
+                        fix=f"pass the data again with --{split}", code="LW409")
     _check_reachable(path, split)
     if path.is_dir():
         raise DataError(f"{split} path is a directory", where=f"file {path}",
@@ -102,6 +174,8 @@ def read_table(source: Any, *, split: str = "train", text_columns: Sequence[str]
     if kind is None:
         raise DataError(f"unknown file type '{path.suffix}'", where=f"file {path}",
                         fix=f"use one of {', '.join(sorted(SUFFIXES))}")
+    import pandas as pd
+
     try:
         frame = _read_path(pd, path, kind, split, text_columns)
     except DataError:

@@ -6,7 +6,6 @@ labels; carve a validation split when none was given. Nothing here knows of mode
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +13,8 @@ from typing import Any
 
 from labelwise.errors import ConfigError, DataError
 from labelwise.findings import Finding
-from labelwise.data.io import (Table, check_columns, read_table, split_dataset_dict,
-                               type_label_cells)
+from labelwise.data.io import (Table, check_columns, content_sha, read_table,
+                               split_dataset_dict, type_label_cells)
 from labelwise.labels.inference import infer_task
 from labelwise.labels.schema import LabelSchema
 from labelwise.data.auditing import text_key
@@ -88,15 +87,7 @@ class LoadedData:
 
 def frame_fingerprint(frame: Any, columns: Sequence[str]) -> str:
     """Stable hash of the named columns' content and the row index (16 hex digits)."""
-    import pandas as pd
-
-    digest = hashlib.sha256()
-    digest.update(repr(list(columns)).encode())
-    digest.update(pd.util.hash_pandas_object(frame.index.to_frame(), index=False).values.tobytes())
-    for column in columns:
-        text = frame[column].map(repr)
-        digest.update(pd.util.hash_pandas_object(text, index=False).values.tobytes())
-    return digest.hexdigest()[:16]
+    return content_sha(frame, columns)
 
 
 def read_splits(

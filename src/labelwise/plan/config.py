@@ -12,19 +12,22 @@ import errno
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
-                      ValidationError, field_validator, model_validator)
+                      PlainSerializer, ValidationError, field_validator, model_validator)
 
-from labelwise.errors import ConfigError
+from labelwise.data.io import describe_data, in_memory, is_data_path
+from labelwise.errors import ConfigError, LabelwiseError
 from labelwise.findings import Finding, Where
 
 __all__ = [
     "DataConfig", "ModelConfig", "TrainConfig", "ObjectiveConfig", "SearchConfig",
     "FloatDistribution", "IntDistribution", "CategoricalDistribution", "RunConfig", "RayConfig",
-    "load_config", "config_from_dict", "apply_overrides", "field_paths",
+    "load_config", "config_from_dict", "apply_overrides", "field_paths", "resolve_config",
+    "DATA_KEYWORDS", "TRAIN_KEYWORDS",
 ]
 
 
@@ -44,12 +47,54 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Scalar = str | int | float | bool
+
+
+def _data_source(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, str) or in_memory(value):
+        return value
+    raise ValueError("must be a file path, a pandas DataFrame, a datasets.Dataset or "
+                     f"DatasetDict, or a list of dicts, not a {type(value).__name__}")
+
+
+def _data_json(value: Any) -> Any:
+    return value if isinstance(value, str) else f"<{describe_data(value)}>"
+
+
+# A path, or data in memory. A JSON dump (a saved plan, a model's labelwise.json) records
+# in-memory data as "<DataFrame, 8,000 rows, sha ...>": the config still loads, and running
+# it asks for the data again.
+DataSource = Annotated[Any, BeforeValidator(_data_source),
+                       PlainSerializer(_data_json, when_used="json")]
+
+
 class DataConfig(_Section):
     """Where the data is and how to read its labels."""
 
-    train: str
-    valid: str | None = None
-    test: str | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    train: DataSource
+    valid: DataSource | None = None
+    test: DataSource | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _splits_by_name(cls, data: Any) -> Any:
+        """A ``DatasetDict`` as ``train`` gives its splits by name (train, validation or
+        valid or val or dev, test), unless valid or test are given too."""
+        if isinstance(data, Mapping) and in_memory(data.get("train")) and \
+                type(data["train"]).__name__.endswith("DatasetDict") and \
+                data.get("valid") is None and data.get("test") is None:
+            from labelwise.data.io import split_dataset_dict
+
+            try:
+                splits = split_dataset_dict(data["train"])
+            except LabelwiseError as err:
+                raise ValueError(err.what) from None
+            data = {**data, **splits}
+        return data
     text_column: str = "text"
     text_pair_column: str | None = None
     label_columns: list[str] = Field(default_factory=lambda: ["label"], min_length=1)
@@ -125,6 +170,11 @@ class TrainConfig(_Section):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     gradient_checkpointing: bool = False
     torch_compile: bool = False
+    # Transformers' reporting integrations (tensorboard, mlflow, wandb, ..., all; none or
+    # [] for none); logs go inside the output dir (see labelwise.training.tracking)
+    report_to: Annotated[list[str], BeforeValidator(
+        lambda v: [] if v in (None, "none") else [v] if isinstance(v, str) else v)] = Field(
+        default_factory=list)
 
 
 class FloatDistribution(_Section):
@@ -325,7 +375,8 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
 
 
 def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    return {k: _deep_copy(v) if isinstance(v, Mapping) and not in_memory(v) else v
+            for k, v in data.items()}
 
 
 def _yaml_loader() -> Any:
@@ -423,3 +474,69 @@ def load_config(path: str | Path | None = None, *, overrides: Iterable[str] = ()
     data = read_config_file(path) if path is not None else dict(base or {})
     data = apply_overrides(data, overrides)
     return config_from_dict(data, source=str(path) if path is not None else None)
+
+
+# The keywords that train, tune and check take besides a config: the data keys and the
+# common train keys. Anything else goes through a config object or a dict.
+DATA_KEYWORDS = ("train", "valid", "test", "text_column", "text_pair_column", "label_columns",
+                 "task")
+TRAIN_KEYWORDS = ("epochs", "max_steps", "batch_size", "learning_rate", "seed")
+
+
+def _is_config_path(value: Any) -> bool:
+    return isinstance(value, (str, Path)) and not is_data_path(value)
+
+
+def resolve_config(config: Any = None, *, source: str | None = None,
+                   data: Mapping[str, Any] | None = None,
+                   train: Mapping[str, Any] | None = None, model: str | None = None,
+                   output_dir: str | Path | None = None) -> tuple[RunConfig, str | None]:
+    """A :class:`RunConfig` from what a Python caller passes, and the file to quote.
+
+    ``config`` is a RunConfig, a dict, the path of a YAML/TOML config, or the training data
+    itself (a data file path, a DataFrame, a Dataset, a DatasetDict, a list of dicts).
+    ``data`` and ``train`` hold the keyword values given (``None`` ones are dropped); they
+    override the config's.
+
+    Raises:
+        ConfigError: The config is of another type, or a value is invalid.
+    """
+    data = {k: v for k, v in (data or {}).items() if v is not None}
+    train = {k: v for k, v in (train or {}).items() if v is not None}
+    if isinstance(data.get("label_columns"), str):
+        data["label_columns"] = [data["label_columns"]]
+    if isinstance(data.get("task"), Enum):
+        data["task"] = data["task"].value
+    if isinstance(config, RunConfig) and not (data or train or model or output_dir):
+        return config, source
+    if config is None:
+        base: dict[str, Any] = {}
+    elif isinstance(config, RunConfig):
+        base = config.model_dump(exclude_unset=False)
+    elif isinstance(config, Mapping):
+        base = _deep_copy(config)
+    elif _is_config_path(config):
+        source = source or str(config)
+        base = read_config_file(config)
+    elif is_data_path(config) or in_memory(config):
+        if "train" in data:
+            raise ConfigError("the training data is given twice: as the first argument and "
+                              "as train=", fix="pass it once", code="LW308")
+        base, data = {}, {"train": config, **data}
+    else:
+        raise ConfigError(f"cannot read a run config from a {type(config).__name__}",
+                          fix="pass a RunConfig, a dict, a YAML/TOML path, or the training "
+                          "data (train=df)", code="LW308")
+    if data:
+        base["data"] = {**(base.get("data") or {}), **data}
+    if train:
+        base["train"] = {**(base.get("train") or {}), **train}
+    if model is not None:
+        base["model"] = {**(base.get("model") or {}), "name_or_path": str(model)}
+    if output_dir is not None:
+        base["output_dir"] = str(output_dir)
+    if "data" not in base:
+        raise ConfigError("no training data given", fix="pass train= (a path, a DataFrame, "
+                          "a datasets.Dataset or DatasetDict, or a list of dicts) or a config "
+                          "with data.train", code="LW302")
+    return config_from_dict(base, source=source), source

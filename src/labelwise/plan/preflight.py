@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from labelwise.data.auditing import audit
-from labelwise.plan.config import RunConfig
+from labelwise.plan.config import RunConfig, resolve_config
 from labelwise.plan.device import Compute, DeviceFacts, compute_findings
 from labelwise.plan.contract import (METRICS, ContractOptions, DecisionRule, HeadContract,
                                      derive_contract)
@@ -28,7 +30,7 @@ from labelwise.labels.schema import LabelSchema
 from labelwise.plan.space import apply_params, check_space, space_points
 from labelwise.plan.truncation import measure_truncation, truncation_findings
 
-__all__ = ["Decision", "Plan", "preflight", "contract_options", "default_objective",
+__all__ = ["Decision", "Plan", "preflight", "check", "contract_options", "default_objective",
            "threshold_metric", "embedding_rows", "head_bias", "EmbeddingRows", "HeadBias"]
 
 logger = logging.getLogger("labelwise")
@@ -455,3 +457,33 @@ def _head_decisions(config: RunConfig, *, new_head: bool, activation: str) -> li
             if t.head_learning_rate is not None else
             Decision("head_learning_rate", t.learning_rate, "same as train.learning_rate"))
     return [bias, rate]
+
+
+def check(config: Any = None, *, train: Any = None, valid: Any = None, test: Any = None,
+          text_column: str | None = None, text_pair_column: str | None = None,
+          label_columns: str | Sequence[str] | None = None, task: str | None = None,
+          model: str | None = None, output_dir: str | Path | None = None,
+          search: bool | None = None, source: str | None = None) -> Plan:
+    """Every check ``train`` (or ``tune``, with ``search``) would run, without starting it:
+    the Python twin of ``labelwise check``. Loads no weights and writes nothing.
+
+    Args:
+        config: A :class:`RunConfig`, a dict, a YAML/TOML path, or the training data.
+        train, valid, test, text_column, text_pair_column, label_columns, task, model,
+            output_dir: As for :func:`labelwise.train`.
+        search: Check the search too (default: when the config has a ``search`` section).
+
+    Returns:
+        The resolved :class:`Plan`: ``plan.lines()`` are its decisions, ``plan.findings``
+        its warnings and info.
+
+    Raises:
+        PreflightError: One or more error findings; ``err.findings`` lists all of them.
+    """
+    cfg, source = resolve_config(
+        config, source=source, model=model, output_dir=output_dir,
+        data={"train": train, "valid": valid, "test": test, "text_column": text_column,
+              "text_pair_column": text_pair_column, "label_columns": label_columns,
+              "task": task})
+    return preflight(cfg, source=source, search=cfg.search is not None if search is None
+                     else search)

@@ -40,7 +40,7 @@ from labelwise.errors import DataError, LabelwiseError, MissingDependencyError
 from labelwise.outputs.names import (BEST_DIR, MANIFEST, METRICS, REPORT, TRAIN_LOG,
                                      TUNE_MARKER, not_an_output_dir)
 from labelwise.labels.schema import LabelSchema
-from labelwise.training.predict import predict
+from labelwise.training.predict import predict_split
 from labelwise.report import _plots
 from labelwise.scoring.thresholds import threshold_curve
 
@@ -182,7 +182,7 @@ def _predict(run: _Run, split: str, data: Any) -> tuple[np.ndarray, np.ndarray]:
     pair = data.text_pair_column
     pairs = [str(t) for t in data.frames[split][pair]] if pair else None
     y = run.schema.encode(data.labels(split), split=split)
-    preds = predict(run.model_dir, data.texts(split), text_pairs=pairs)
+    preds = predict_split(run.model_dir, data.texts(split), text_pairs=pairs)
     return preds.scores, y
 
 

@@ -9,14 +9,15 @@ identity (regression). Thresholds can be overridden per call. Rows come back in 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from labelwise.errors import ConfigError
+from labelwise.errors import ConfigError, DataError
 from labelwise.labels.schema import LabelSchema
 from labelwise.outputs.model_dir import read_manifest
 from labelwise.outputs.names import MANIFEST, not_a_model_dir
@@ -141,45 +142,202 @@ def _threshold_values(loaded: LoadedModel, override: Any) -> tuple[float, ...] |
     return tuple(values)
 
 
-def predict(model_dir: str | Path, texts: Sequence[str], *,
-            text_pairs: Sequence[str] | None = None,
+OnInvalid = Literal["raise", "skip"]
+
+
+def _column(obj: Any, name: str, *, what: str) -> list[Any]:
+    """Column ``name`` of a DataFrame or ``datasets.Dataset``, or a DataError listing the
+    columns there are."""
+    have = [str(c) for c in (obj.columns if hasattr(obj, "columns") else obj.column_names)]
+    if name not in have:
+        kind = type(obj).__name__
+        raise DataError(f"{what} column '{name}' not found in the {kind}",
+                        where=f"columns: {', '.join(have)}",
+                        fix=f"pass --{what.replace(' ', '-')}-column with one of the columns",
+                        code="LW402")
+    column = obj[name]
+    return column.tolist() if hasattr(column, "tolist") else list(column)
+
+
+def _rows(value: Any, *, what: str) -> list[Any]:
+    """A single string as one row; a Series, array, list, tuple or other iterable as rows."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (bytes, Mapping)):
+        raise DataError(f"cannot predict on a {type(value).__name__} of {what}s",
+                        fix="pass a string, a list of strings, a pandas Series, a DataFrame "
+                        "or a datasets.Dataset", code="LW408")
+    if hasattr(value, "tolist"):
+        return list(value.tolist())
+    try:
+        return list(value)
+    except TypeError:
+        raise DataError(f"cannot predict on a {type(value).__name__}",
+                        fix="pass a string, a list of strings, a pandas Series, a DataFrame "
+                        "or a datasets.Dataset", code="LW408") from None
+
+
+def _is_table(value: Any) -> bool:
+    return hasattr(value, "columns") or hasattr(value, "column_names")
+
+
+def _problem(value: Any) -> str | None:
+    """Why ``value`` cannot be predicted on, or None when it can."""
+    if isinstance(value, str):
+        return None if value.strip() else "empty"
+    if value is None or (isinstance(value, float) and math.isnan(value)) or \
+            type(value).__name__ in ("NAType", "NaTType"):
+        return "missing"
+    return f"a {type(value).__name__}"
+
+
+def _invalid_rows(columns: dict[str, list[Any]]) -> dict[int, str]:
+    bad: dict[int, str] = {}
+    for name, values in columns.items():
+        for i, v in enumerate(values):
+            why = _problem(v)
+            if why is not None and i not in bad:
+                bad[i] = why if len(columns) == 1 else f"{why} {name}"
+    return bad
+
+
+def _input_columns(loaded: LoadedModel, texts: Any, text_pairs: Any, text_column: str | None,
+                   text_pair_column: str | None) -> dict[str, list[Any]]:
+    """``{"text": [...], "text pair": [...]}`` (pairs only for a sentence-pair model)."""
+    trained_pair = loaded.manifest.get("text_pair_column")
+    if _is_table(texts):
+        column = text_column or loaded.manifest.get("text_column") or "text"
+        out = {"text": _column(texts, column, what="text")}
+        pair = text_pair_column or trained_pair
+        if pair and text_pairs is None:
+            out["text pair"] = _column(texts, pair, what="text pair")
+    else:
+        out = {"text": _rows(texts, what="text")}
+    if text_pairs is not None:
+        out["text pair"] = _rows(text_pairs, what="text pair")
+    if trained_pair and "text pair" not in out:
+        raise DataError("the model was trained on sentence pairs, but no second texts were "
+                        "given", where=f"model {loaded.path}",
+                        fix=f"pass text_pairs=, or a table with a '{trained_pair}' column",
+                        code="LW408")
+    if not trained_pair and "text pair" in out:
+        raise DataError("the model was trained on single texts, but second texts were given",
+                        where=f"model {loaded.path}", fix="drop text_pairs", code="LW408")
+    lengths = {k: len(v) for k, v in out.items()}
+    if len(set(lengths.values())) > 1:
+        raise DataError(f"texts and text pairs differ in length ({lengths['text']} texts, "
+                        f"{lengths['text pair']} pairs)", fix="give one pair per text",
+                        code="LW408")
+    return out
+
+
+def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
+            text_column: str | None = None, text_pair_column: str | None = None,
             thresholds: float | Sequence[float] | Mapping[str, float] | None = None,
-            batch_size: int = 64, device: str = "auto") -> Predictions:
-    """Predict labels for ``texts`` with a saved model dir.
+            batch_size: int = 64, on_invalid: OnInvalid = "raise", device: str = "auto",
+            verbose: bool = False) -> Predictions:
+    """Predict labels with a saved model dir; output row ``i`` is input row ``i``.
 
     Args:
         model_dir: A directory written by ``labelwise train`` (or ``tune``'s ``best/``).
-        texts: The texts.
+        texts: One string (one prediction), a list, tuple, pandas Series or array of
+            strings, or a pandas DataFrame / ``datasets.Dataset`` whose text column (and
+            text pair column) is the one the model was trained on, or ``text_column``.
         text_pairs: Second texts, for a model trained on sentence pairs.
+        text_column: The text column of a DataFrame or Dataset (default: the model's).
+        text_pair_column: Its text pair column (default: the model's).
         thresholds: Override the saved thresholds: one float for every label, a list in
             label order, or ``{label: threshold}``.
         batch_size: Rows per forward pass.
+        on_invalid: ``"raise"`` (default): ``None``, NaN, empty or blank strings and
+            non-strings are a :class:`~labelwise.errors.DataError` naming their positions;
+            ``"skip"``: those rows get the label ``None`` and NaN scores, and stay in place.
         device: ``auto`` (CUDA if available, else Apple MPS, else the CPU), ``cpu``,
             ``mps``, ``cuda`` or ``cuda:N``, as ``train.device``.
+        verbose: Let Transformers' load report and bars through (silenced by default).
 
     Raises:
         ConfigError: ``device`` is not one of those, or not on this machine.
+        DataError: An input that cannot be read, a missing column, or invalid rows.
 
     Example:
-        >>> preds = predict("runs/sst2", ["a charming film"])  # doctest: +SKIP
+        >>> preds = predict("runs/sst2", "a charming film")  # doctest: +SKIP
         >>> preds.labels, preds.scores.shape
         ([1], (1, 2))
     """
+    if on_invalid not in ("raise", "skip"):
+        raise ConfigError(f"on_invalid must be 'raise' or 'skip', not {on_invalid!r}",
+                          fix="pass --on-invalid raise or --on-invalid skip", code="LW342")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1. Got {batch_size} instead",
+                          fix="pass a positive --batch-size", code="LW342")
     from labelwise.training.device import resolve_device
-    from labelwise.training.forward import predict_logits
+    from labelwise.training.progress import quiet_libraries
 
     target = resolve_device(device)
-    loaded = load_model(model_dir)
+
+    with quiet_libraries(verbose):
+        loaded = load_model(model_dir)
     schema, contract = loaded.schema, loaded.contract
     values = _threshold_values(loaded, thresholds)
-    texts = [str(t) for t in texts]
-    pairs = [str(t) for t in text_pairs] if text_pairs is not None else None
+    columns = _input_columns(loaded, texts, text_pairs, text_column, text_pair_column)
+    n = len(columns["text"])
+    bad = _invalid_rows(columns)
+    if bad and on_invalid == "raise":
+        shown = ", ".join(f"{i} ({why})" for i, why in list(bad.items())[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise DataError(f"{len(bad)} of {n} inputs are not texts",
+                        where=f"positions {shown}{more}",
+                        fix="drop or fill those rows, or pass --on-invalid skip to get label "
+                        "None for them", code="LW408")
+    keep = [i for i in range(n) if i not in bad]
+    head = HeadContract.from_dict(contract)
+    if not keep:  # nothing to run the model on: every row skipped, or no rows
+        width = len(schema.label_names)
+        return Predictions([None] * n, np.full((n, width), np.nan, dtype=np.float32),
+                           tuple(schema.label_names), values if head.uses_thresholds else None,
+                           schema.task.value)
+    pairs = [columns["text pair"][i] for i in keep] if "text pair" in columns else None
+    preds = _run(loaded, [columns["text"][i] for i in keep], pairs, values, batch_size,
+                 target)
+    if not bad:
+        return preds
+    labels: list[Any] = [None] * n
+    scores = np.full((n, preds.scores.shape[1]), np.nan, dtype=preds.scores.dtype)
+    for j, i in enumerate(keep):
+        labels[i] = preds.labels[j]
+    scores[keep] = preds.scores
+    return Predictions(labels, scores, preds.class_names, preds.thresholds, preds.task)
+
+
+def _run(loaded: LoadedModel, texts: list[str], pairs: list[str] | None,
+         thresholds: tuple[float, ...] | None, batch_size: int, device: Any) -> Predictions:
+    from labelwise.training.forward import predict_logits
+
     encoded = encode_texts(loaded.tokenizer, texts, pairs,
                            max_length=int(loaded.manifest["max_length"]), use_cache=False)
     pad = loaded.tokenizer.pad_token_id or 0
     logits = predict_logits(loaded.model, encoded, pad_id=pad, batch_size=batch_size,
-                            device=target)
-    return _decide(schema, HeadContract.from_dict(contract), logits, values)
+                            device=device)
+    return _decide(loaded.schema, HeadContract.from_dict(loaded.contract), logits, thresholds)
+
+
+def predict_split(model_dir: str | Path, texts: list[str], *,
+                  text_pairs: list[str] | None = None, batch_size: int = 64,
+                  device: str = "auto") -> Predictions:
+    """Predictions for a split's texts as training evaluated them: every row, an empty text
+    included (the report's plots), with the saved thresholds."""
+    from labelwise.training.device import resolve_device
+    from labelwise.training.progress import quiet_libraries
+
+    target = resolve_device(device)
+    with quiet_libraries():
+        loaded = load_model(model_dir)
+    if not texts:
+        return predict(model_dir, [], device=device)
+    return _run(loaded, [str(t) for t in texts],
+                [str(t) for t in text_pairs] if text_pairs is not None else None,
+                _threshold_values(loaded, None), batch_size, target)
 
 
 def _decide(schema: LabelSchema, contract: HeadContract, logits: np.ndarray,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ def _texts_fingerprint(texts: list[str], pairs: list[str] | None) -> str:
 
 
 def _tokenize(tokenizer: Any, texts: list[str], pairs: list[str] | None,
-              max_length: int) -> Encoded:
+              max_length: int, on_rows: Callable[[int], None] | None = None) -> Encoded:
     chunk = 4096
     ids: list[np.ndarray] = []
     types: list[np.ndarray] = []
@@ -132,6 +133,8 @@ def _tokenize(tokenizer: Any, texts: list[str], pairs: list[str] | None,
             lengths.append(len(row))
             if "token_type_ids" in out:
                 types.append(np.asarray(out["token_type_ids"][k], dtype=np.int8))
+        if on_rows is not None:
+            on_rows(len(batch))
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     flat = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int32)
@@ -140,18 +143,23 @@ def _tokenize(tokenizer: Any, texts: list[str], pairs: list[str] | None,
 
 
 def encode_texts(tokenizer: Any, texts: list[str], pairs: list[str] | None, *,
-                 max_length: int, use_cache: bool = True) -> Encoded:
-    """Token ids for ``texts`` (and optional second texts), from the cache when possible."""
+                 max_length: int, use_cache: bool = True,
+                 on_rows: Callable[[int], None] | None = None) -> Encoded:
+    """Token ids for ``texts`` (and optional second texts), from the cache when possible.
+    ``on_rows(n)`` is called as rows are done (a progress bar)."""
     key = "-".join([_texts_fingerprint(texts, pairs), tokenizer_fingerprint(tokenizer),
                     str(max_length)])
     path = cache_dir() / "tokens" / f"{key}.npz"
     if use_cache and path.exists():
         try:
             logger.debug("token cache hit %s", path.name)
-            return Encoded.load(path)
+            encoded = Encoded.load(path)
+            if on_rows is not None:
+                on_rows(len(texts))
+            return encoded
         except (OSError, ValueError, KeyError):
             logger.warning("token cache file %s is unreadable; tokenizing again", path)
-    encoded = _tokenize(tokenizer, texts, pairs, max_length)
+    encoded = _tokenize(tokenizer, texts, pairs, max_length, on_rows)
     if use_cache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

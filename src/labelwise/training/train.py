@@ -25,7 +25,8 @@ import numpy as np
 from labelwise.training._memory import frozen_heap, trim_heap
 from labelwise.outputs.model_dir import save_model_dir
 from labelwise.outputs.names import RESUME_PLAN, no_output_dir
-from labelwise.plan.config import RunConfig, load_config
+from labelwise.plan.config import RunConfig, resolve_config
+from labelwise.training.progress import presented
 from labelwise.errors import ConfigError, SchemaMismatchError
 from labelwise.plan.preflight import Plan, preflight
 from labelwise.scoring.diagnosis import Diagnosis
@@ -111,17 +112,25 @@ def _load_tokenizer(plan: Plan) -> Any:
 
 def prepare(plan: Plan, *, max_length: int | None = None, use_cache: bool = True) -> Prepared:
     """Load the tokenizer, tokenize every split once (cached), encode the targets."""
+    from labelwise.training.progress import current
+
     tokenizer = _load_tokenizer(plan)
     length = max_length or plan.config.model.max_length
     data = plan.data
     encoded, labels = {}, {}
+    reporter = current()
+    bar = reporter.bar("tokenizing", total=sum(len(data.frames[s]) for s in data.splits),
+                       unit="row") if reporter else None
     for split in data.splits:
         texts = data.texts(split)
         pairs = ([str(t) for t in data.frames[split][data.text_pair_column].tolist()]
                  if data.text_pair_column else None)
         encoded[split] = encode_texts(tokenizer, texts, pairs, max_length=length,
-                                      use_cache=use_cache)
+                                      use_cache=use_cache,
+                                      on_rows=bar.update if bar is not None else None)
         labels[split] = plan.schema.encode(data.labels(split), split=split)
+    if bar is not None:
+        bar.close()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     sep = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else (
         tokenizer.eos_token_id or 0)
@@ -407,7 +416,8 @@ def _output_dir(cfg: RunConfig, overwrite: bool, resume: bool,
                                           .get("overwrite"))
     inputs = [cfg.data.train, cfg.data.valid, cfg.data.test, cfg.model.name_or_path, source]
     check_replaceable(out, overwrite=overwrite, markers=[MANIFEST],
-                      known=model_dir_files(out), inputs=[p for p in inputs if p])
+                      known=model_dir_files(out), inputs=[p for p in inputs
+                                                         if isinstance(p, (str, Path)) and p])
     return out, overwrite
 
 
@@ -467,9 +477,21 @@ def _saved_result(final: Path, plan: Plan) -> tuple[dict[str, Any], Thresholds |
             Thresholds.from_dict(thresholds) if thresholds else None, manifest["stats"])
 
 
-def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bool = False,
-          callbacks: Sequence[Any] = (), source: str | None = None) -> TrainResult:
+@presented
+def train(config: Any = None, *, train: Any = None, valid: Any = None, test: Any = None,
+          text_column: str | None = None, text_pair_column: str | None = None,
+          label_columns: str | Sequence[str] | None = None, task: str | None = None,
+          model: str | None = None, output_dir: str | Path | None = None,
+          epochs: float | None = None, max_steps: int | None = None,
+          batch_size: int | None = None, learning_rate: float | None = None,
+          seed: int | None = None, overwrite: bool = False, resume: bool = False,
+          callbacks: Sequence[Any] = (), progress: bool = True, verbose: bool = False,
+          source: str | None = None) -> TrainResult:
     """Fine-tune one classifier: preflight, tokenize, train, evaluate, save.
+
+    Example:
+        >>> labelwise.train(train=df, valid=df_valid, label_columns=["label"],
+        ...                 output_dir="runs/x", epochs=2)  # doctest: +SKIP
 
     The output dir is checked and locked before anything is loaded (see
     ``labelwise.outputs.safety``); the run is built in a partial dir and published at the
@@ -481,10 +503,23 @@ def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bo
     ``TrainResult`` with ``main_process=False`` and no metrics.
 
     Args:
-        config: A :class:`RunConfig`, or the path of a YAML/TOML run config.
+        config: A :class:`RunConfig`, a dict, the path of a YAML/TOML run config, or the
+            training data itself (as ``train``).
+        train, valid, test: Each split: a file path, a pandas DataFrame, a
+            ``datasets.Dataset`` or a list of dicts; ``train`` may be a ``DatasetDict``
+            holding the splits by name. Without ``valid``, validation is carved from train.
+        text_column, text_pair_column, label_columns, task: The ``data`` keys.
+        model: ``model.name_or_path`` (default: the packaged MiniLM).
+        output_dir: Where the model dir is written.
+        epochs, max_steps, batch_size, learning_rate, seed: The common ``train`` keys;
+            anything else goes through ``config``. Keywords override the config.
         overwrite: Replace an output directory that holds a labelwise model.
         resume: Continue an interrupted run from its last complete checkpoint.
         callbacks: Extra ``transformers.TrainerCallback`` objects (the CLI's progress bar).
+        progress: Print the plan once and show a bar for tokenizing and for the training
+            steps (``tqdm.auto``: a widget in Jupyter, text in a terminal).
+        verbose: Let Transformers' load report, its bars and other libraries' INFO lines
+            through (silenced by default).
         source: Config file name quoted in messages.
 
     Raises:
@@ -496,9 +531,13 @@ def train(config: RunConfig | str | Path, *, overwrite: bool = False, resume: bo
     from labelwise.outputs.safety import hold_output
     from labelwise.training.device import Processes
 
-    if not isinstance(config, RunConfig):
-        source = source or str(config)
-        config = load_config(config)
+    config, source = resolve_config(
+        config, source=source, model=model, output_dir=output_dir,
+        data={"train": train, "valid": valid, "test": test, "text_column": text_column,
+              "text_pair_column": text_pair_column, "label_columns": label_columns,
+              "task": task},
+        train={"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size,
+               "learning_rate": learning_rate, "seed": seed})
     # one process, or one of torchrun's: process 0 checks, locks, writes and logs
     # (group.once runs a call on process 0 and hands its result, or its error, to all)
     group = Processes.start(cpu=config.train.device == "cpu")
@@ -518,13 +557,21 @@ def _train_locked(config: RunConfig, out: Path, group: Any, *, overwrite: bool, 
                   callbacks: Sequence[Any], source: str | None) -> TrainResult:
     from labelwise.errors import OutputError
     from labelwise.outputs.model_dir import MANIFEST
+    from labelwise.training.tracking import LOGS
     from labelwise.outputs.safety import disk_full_errors, publish_dir, work_dir
     from labelwise.training.device import device_facts
 
+    from labelwise.training.progress import current
+    from labelwise.training.tracking import check_report_to
+
     facts = device_facts()
     plan = group.once(lambda: preflight(config, source=source, facts=facts))
+    check_report_to(config.train.report_to)
     if group.main:
         plan.log()
+        reporter = current()
+        if reporter is not None:
+            reporter.plan(plan)
     work = work_dir(out)
     final = work / "final"
     done = group.once(lambda: _finish_interrupted(work, out, plan, resume))
@@ -550,6 +597,8 @@ def _train_locked(config: RunConfig, out: Path, group: Any, *, overwrite: bool, 
                            thresholds=thresholds, stats=stats,
                            log_history=result.log_history,
                            after_training=diagnosis.to_dict())
+            if (work / LOGS).exists():  # tracking logs: inside the model dir, moved with it
+                shutil.move(work / LOGS, saving / LOGS)
             os.rename(saving, final)  # ``final`` exists only when complete
             publish_dir(final, out, overwrite=overwrite, manifest=MANIFEST)
     except OutputError as err:
@@ -603,13 +652,23 @@ def _fit_and_measure(plan: Plan, work: Path, group: Any, *, callbacks: Sequence[
                                                        Thresholds | None, dict[str, Any],
                                                        Prepared, Diagnosis] | None:
     """Train, then (process 0) evaluate; ``None`` on the other processes."""
+    from labelwise.training.progress import current, steps_callback
+    from labelwise.training.tracking import LOGS, mlflow_store, tracking_callbacks
+
     config = plan.config
     threads = set_threads(config)
     started = time.perf_counter()
     prepared = group.first(lambda: prepare(plan))  # process 0 fills the token cache
     prep_seconds = time.perf_counter() - started
-    with frozen_heap():  # the loaded data and weights: out of every collection's scan
-        result = fit(prepared, work=work, callbacks=callbacks, resume_from=resume_from)
+    reporter = current() if group.main else None
+    steps = ([steps_callback(reporter, metric=plan.objective[0])]
+             if reporter is not None and reporter.enabled else [])
+    report_to = config.train.report_to
+    tracking = tracking_callbacks(report_to, logs_dir=work / LOGS, run_name=Path(str(config.output_dir)).name)
+    with frozen_heap(), mlflow_store(report_to, work / LOGS):
+        # the loaded data and weights: out of every collection's scan
+        result = fit(prepared, work=work, callbacks=[*steps, *tracking, *callbacks],
+                     resume_from=resume_from)
         if not group.main:
             return None
         outputs: dict[str, tuple[np.ndarray, np.ndarray]] = {}

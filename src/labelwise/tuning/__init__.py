@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from labelwise.plan.config import RunConfig, load_config
+from labelwise.plan.config import RunConfig, resolve_config
 from labelwise.errors import ConfigError
 from labelwise.outputs.safety import clear_dir, hold_output
 from labelwise.outputs.names import TUNE_MARKER, no_output_dir
 from labelwise.plan.preflight import preflight
+from labelwise.training.progress import current, presented
 from labelwise.tuning._base import (BackendOptions, SearchBackend, SearchResult, TrialCallback,
                                     TrialRecord, get_backend, register_backend,
                                     registered_backends)
@@ -40,8 +41,11 @@ def output_files() -> tuple[str, ...]:
     from labelwise.outputs.model_dir import REPORT_NAME
     from labelwise.tuning._ray import KEY_FILE, SEAL_FILE
 
+    from labelwise.training.tracking import LOGS
+    from labelwise.tuning._data import DATA_DIR
+
     return (MARKER, "study.db*", "trials.csv", "search.json", "best", ".best.*",
-            ".worker.json", "ray", KEY_FILE, SEAL_FILE, REPORT_NAME)
+            ".worker.json", "ray", KEY_FILE, SEAL_FILE, REPORT_NAME, LOGS, DATA_DIR)
 
 
 def _output_dir(config: RunConfig, overwrite: bool, source: str | None) -> Path:
@@ -55,7 +59,8 @@ def _output_dir(config: RunConfig, overwrite: bool, source: str | None) -> Path:
     d = config.data
     check_replaceable(out, overwrite=overwrite, markers=[MARKER], known=output_files(),
                       inputs=[p for p in (d.train, d.valid, d.test, config.model.name_or_path,
-                                          source) if p], resumable=True)
+                                          source) if isinstance(p, (str, Path)) and p],
+                      resumable=True)
     return out
 
 
@@ -64,16 +69,19 @@ def _make_optuna(options: BackendOptions) -> SearchBackend:
 
     return OptunaBackend(storage=options.storage, study_name=options.study_name,
                          workers=options.workers, join=options.join,
-                         n_trials_given=options.n_trials_given)
+                         n_trials_given=options.n_trials_given,
+                         trainer_callbacks=options.trainer_callbacks)
 
 
 def _make_ray(options: BackendOptions) -> SearchBackend:
     from labelwise.tuning._ray import RayBackend
 
-    return RayBackend(address=options.ray_address, study_name=options.study_name)
+    return RayBackend(address=options.ray_address, study_name=options.study_name,
+                      verbose=options.verbose)
 
 
-register_backend("optuna", _make_optuna, accepts=("storage", "workers", "join"))
+register_backend("optuna", _make_optuna,
+                 accepts=("storage", "workers", "join", "trainer_callbacks"))
 register_backend("ray", _make_ray, accepts=("ray_address",))
 
 
@@ -89,18 +97,33 @@ def __getattr__(name: str) -> Any:  # the backends load optuna or ray on first u
     raise AttributeError(f"module 'labelwise.tuning' has no attribute {name!r}")
 
 
-def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
+@presented
+def tune(config: Any = None, *, train: Any = None, valid: Any = None, test: Any = None,
+         text_column: str | None = None, text_pair_column: str | None = None,
+         label_columns: str | Sequence[str] | None = None, task: str | None = None,
+         model: str | None = None, output_dir: str | Path | None = None,
+         epochs: float | None = None, max_steps: int | None = None,
+         batch_size: int | None = None, learning_rate: float | None = None,
+         seed: int | None = None, n_trials: int | None = None,
          timeout: float | None = None, storage: str | None = None, study: str | None = None,
          workers: int | None = None, backend: str | SearchBackend | None = None,
          ray_address: str | None = None, join: bool = False, overwrite: bool = False,
-         callbacks: Sequence[TrialCallback] = (), source: str | None = None) -> SearchResult:
+         callbacks: Sequence[TrialCallback] = (), trainer_callbacks: Sequence[Any] = (),
+         progress: bool = True, verbose: bool = False,
+         source: str | None = None) -> SearchResult:
     """Search hyperparameters; the best trial's model is written to ``OUTPUT/best/``.
 
     Re-running the same call resumes the search: finished trials are kept and new ones are
     added up to ``n_trials``.
 
     Args:
-        config: A :class:`RunConfig` or the path of a YAML/TOML run config.
+        config: A :class:`RunConfig`, a dict, the path of a YAML/TOML run config, or the
+            training data itself (as ``train``).
+        train, valid, test, text_column, text_pair_column, label_columns, task, model,
+            output_dir, epochs, max_steps, batch_size, learning_rate, seed: As for
+            :func:`labelwise.train`: the data (paths, DataFrames, ``datasets.Dataset``,
+            a ``DatasetDict``, lists of dicts) and the common keys; they override the
+            config's.
         n_trials: Trials in all (default ``search.n_trials``; with ``join``, the number
             the study was started with).
         timeout: The search's wall-clock budget in seconds, per process (default
@@ -128,6 +151,13 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
             whichever process or node ran the trial; trials finished by an earlier run
             that this call resumes are not passed again. One that raises is logged and the
             search goes on.
+        trainer_callbacks: ``transformers.TrainerCallback`` objects given to every trial's
+            Trainer: backends whose trials run in this process (the Optuna backend with
+            one worker).
+        progress: Print the plan once and show a bar for tokenizing and for the trials
+            (``tqdm.auto``), with the best value so far.
+        verbose: Let Transformers', Optuna's and Ray's own bars, banners and INFO lines
+            through (silenced by default).
         source: Config file name quoted in messages.
 
     Raises:
@@ -139,16 +169,25 @@ def tune(config: RunConfig | str | Path, *, n_trials: int | None = None,
         OutputError: The output dir is in use by another search, not writable, or holds
             files ``overwrite`` must not delete.
     """
-    if not isinstance(config, RunConfig):
-        source = source or str(config)
-        config = load_config(config)
+    config, source = resolve_config(
+        config, source=source, model=model, output_dir=output_dir,
+        data={"train": train, "valid": valid, "test": test, "text_column": text_column,
+              "text_pair_column": text_pair_column, "label_columns": label_columns,
+              "task": task},
+        train={"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size,
+               "learning_rate": learning_rate, "seed": seed})
     search = config.search
     options = BackendOptions(study_name=study or (search.study_name if search else None),
                              storage=storage or (search.storage if search else None),
                              workers=workers or (search.workers if search else 1), join=join,
-                             ray_address=ray_address, n_trials_given=n_trials is not None)
+                             ray_address=ray_address, trainer_callbacks=tuple(trainer_callbacks),
+                             n_trials_given=n_trials is not None, verbose=verbose)
     # before anything is read or written: an unknown name, a missing extra, a bad option
     runner = get_backend(backend or (search.backend if search else "optuna"), options)
+    if getattr(runner, "trainer_callbacks", ()) and not runner.trials_in_process:
+        raise ConfigError("trainer callbacks run in this process, but this backend runs its "
+                          "trials in others", fix="use the optuna backend with one worker, "
+                          "or train.report_to for tracking", code="LW338")
     out = _output_dir(config, overwrite, source)
     lock = (contextlib.nullcontext() if join else  # --join processes share a study by design
             hold_output(out, command="labelwise tune"))
@@ -165,23 +204,35 @@ def _tune_locked(config: RunConfig, out: Path, *, runner: SearchBackend,
                  callbacks: Sequence[TrialCallback], source: str | None) -> SearchResult:
     from labelwise.outputs.safety import write_atomic
     from labelwise.training.device import device_facts
+    from labelwise.training.tracking import check_report_to, search_run
+    from labelwise.tuning._data import needs_files, with_data_files
 
     search = config.search
-    plan = preflight(config, source=source, search=True, facts=device_facts())
+    facts = device_facts()
+    plan = preflight(config, source=source, search=True, facts=facts)
+    check_report_to(config.train.report_to)
     if overwrite:
         clear_dir(out)  # its contents, not the folder: it may be a mount point
     out.mkdir(parents=True, exist_ok=True)
+    if needs_files(config) and not runner.trials_in_process:
+        # the trials' processes re-read the config: in-memory splits go to files first
+        config = with_data_files(config, out)
+        plan = preflight(config, source=source, search=True, facts=facts)
     space, origin = search_space(config)
     plan.log()
     logger.info("space=%s (%s)", ", ".join(space), "config" if origin == "config" else
                 "default space: see labelwise.plan.space")
+    reporter = current()
+    if reporter is not None:
+        reporter.plan(plan, extra=(f"space={', '.join(space)} ({origin})",))
     n = n_trials or (search.n_trials if search else 20)
     timeout = timeout or (search.timeout if search else None)
     marker = {"backend": runner.name, "storage": display_url(options.storage)
               if options.storage else None, "study": options.study_name, "join": join}
     write_atomic(out / MARKER, json.dumps(marker) + "\n")
-    result = runner.run(plan, space=space, output_dir=out, n_trials=n, timeout=timeout,
-                        callbacks=tuple(callbacks))
+    with search_run(config, out, options.study_name):  # one MLflow run, one nested a trial
+        result = runner.run(plan, space=space, output_dir=out, n_trials=n, timeout=timeout,
+                            callbacks=tuple(callbacks))
     if isinstance(backend, SearchBackend):  # an instance's own settings, for the dashboard
         marker.update(study=result.study_name, storage=None if result.storage == display_url(
             default_storage(out)) else result.storage)

@@ -97,6 +97,11 @@ class SearchBackend(abc.ABC):
     #: Shown in logs and recorded in ``OUTPUT/tune.json``.
     name: ClassVar[str] = "custom"
 
+    #: Every trial runs in the process that calls :meth:`run`. When ``False`` (the safe
+    #: default), ``tune`` writes data given in memory to files the trials' processes read
+    #: (``OUTPUT/data/``) and refuses Trainer callbacks, which cannot travel.
+    trials_in_process: bool = False
+
     @abc.abstractmethod
     def run(self, plan: Plan, *, space: dict[str, Any], output_dir: Path, n_trials: int,
             timeout: float | None, callbacks: Sequence[TrialCallback] = ()) -> SearchResult:
@@ -143,9 +148,9 @@ class BackendOptions:
     """The backend settings of one ``tune`` call (its keywords over ``search.*``), handed to
     the factory of a backend chosen by name.
 
-    A registered backend declares which of ``storage``, ``workers``, ``join`` and
-    ``ray_address`` it takes; giving it another is an error. ``study_name`` goes to every
-    backend.
+    A registered backend declares which of ``storage``, ``workers``, ``join``,
+    ``ray_address`` and ``trainer_callbacks`` it takes; giving it another is an error.
+    ``study_name`` and ``verbose`` go to every backend.
     """
 
     study_name: str | None = None
@@ -153,18 +158,23 @@ class BackendOptions:
     workers: int = 1
     join: bool = False
     ray_address: str | None = None
+    trainer_callbacks: tuple[Any, ...] = ()  # transformers.TrainerCallback objects
     n_trials_given: bool = True  # False: n_trials is the config's default
+    verbose: bool = False  # let the backend's own banners and INFO lines through
 
     def given(self) -> dict[str, Any]:
-        """The settings that differ from their defaults (``n_trials_given`` aside)."""
+        """The settings that differ from their defaults (``n_trials_given`` and
+        ``verbose`` aside)."""
         return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name != "n_trials_given" and getattr(self, f.name) != f.default}
+                if f.name not in ("n_trials_given", "verbose")
+                and getattr(self, f.name) != f.default}
 
 
 BackendFactory = Callable[[BackendOptions], SearchBackend]
-OPTIONAL = ("storage", "workers", "join", "ray_address")
+OPTIONAL = ("storage", "workers", "join", "ray_address", "trainer_callbacks")
 FLAGS = {"study_name": "--study", "storage": "--storage", "workers": "--workers",
-         "join": "--join", "ray_address": "--ray-address"}
+         "join": "--join", "ray_address": "--ray-address",
+         "trainer_callbacks": "trainer_callbacks="}
 
 
 @dataclass(frozen=True)
@@ -186,8 +196,8 @@ def register_backend(name: str, factory: BackendFactory, *,
         factory: Called with the call's :class:`BackendOptions`; returns a
             :class:`SearchBackend`. It may raise a :class:`~labelwise.errors.LabelwiseError`
             (a missing extra, a bad combination): it runs before anything is read or written.
-        accepts: Which of ``storage``, ``workers``, ``join``, ``ray_address`` the backend
-            takes; the others must be left unset.
+        accepts: Which of ``storage``, ``workers``, ``join``, ``ray_address`` and
+            ``trainer_callbacks`` the backend takes; the others must be left unset.
         replace: Replace a backend registered under ``name`` (else that is an error).
     """
     import re

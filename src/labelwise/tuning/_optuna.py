@@ -26,9 +26,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from labelwise.training._memory import frozen_heap
+from labelwise.training.tracking import LOGS, tracking_callbacks
 from labelwise.errors import ConfigError, SchemaMismatchError
 from labelwise.plan.preflight import Plan
 from labelwise.tuning._base import FINISHED, SearchBackend, SearchResult, TrialCallback, notify
+from labelwise.tuning._progress import SearchProgress
 from labelwise.scoring.diagnosis import brief
 from labelwise.tuning._output import collect, finish_best, summarize, write_trials_csv
 from labelwise.tuning._runner import (TrialRunner, eval_reporter, failure_reason,
@@ -181,12 +183,16 @@ def _deadline_callback(trial: Any, deadline: float, timeout: float, reporter: An
 def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: str,
                n_trials: int, timeout: float | None, output_dir: Path, worker: int = 0,
                threads: int | None = None, join: bool = False, study: Any = None,
-               orphans: bool = False, after_trial: Callable[[], None] | None = None) -> int:
+               orphans: bool = False, after_trial: Callable[[], None] | None = None,
+               progress: SearchProgress | None = None,
+               trainer_callbacks: tuple[Any, ...] = ()) -> int:
     """Run trials in this process until the study holds ``n_trials`` finished or running
     trials (or ``timeout`` seconds have passed); returns how many this process ran.
     ``study``: the study when the caller has opened it already; ``orphans``: also run
     WAITING trials beyond the target (retries and slots of processes that have ended);
-    ``after_trial``: called after each trial this process ran."""
+    ``after_trial``: called after each trial this process ran; ``progress``: reports each
+    finished trial; ``trainer_callbacks``: the caller's ``TrainerCallback`` objects, given
+    to every trial's Trainer."""
     optuna = optuna_module()
     if study is None:
         study = open_study(plan, space, storage=storage, study_name=study_name,
@@ -196,6 +202,10 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
     deadline = time.monotonic() + timeout if timeout else None
     runner = TrialRunner(plan, space, threads=threads)
     metric, direction = plan.objective
+    if progress is None:
+        progress = SearchProgress(n_trials=n_trials, metric=metric, direction=direction,
+                                  timeout=timeout, done=counted(_states(study, storage)))
+    progress.start()
     COMPLETE = optuna.trial.TrialState.COMPLETE
     host = socket.gethostname()
 
@@ -205,12 +215,15 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
                            ("host", host), ("pid", os.getpid()),
                            ("schema_fingerprint", plan.schema.fingerprint)):
             trial.set_user_attr(key, value)
-        callbacks = [_report_callback(trial, metric)]
+        extra = [_report_callback(trial, metric)]
         if deadline is not None and study.get_trials(deepcopy=False, states=(COMPLETE,)):
-            callbacks.append(_deadline_callback(trial, deadline, float(timeout or 0),
-                                                reporter=callbacks[0]))
+            extra.append(_deadline_callback(trial, deadline, float(timeout or 0),
+                                            reporter=extra[0]))
         try:
-            outcome = runner.run(params, callbacks=tuple(callbacks))
+            tracking = tracking_callbacks(plan.config.train.report_to,
+                                          logs_dir=output_dir / LOGS,
+                                          run_name=f"trial-{trial.number}")
+            outcome = runner.run(params, callbacks=(*extra, *tracking, *trainer_callbacks))
         except optuna.TrialPruned:
             raise
         except Exception as exc:
@@ -229,16 +242,14 @@ def run_worker(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
 
     def log_trial(study: Any, trial: Any) -> None:
         runner.release()  # after every trial, whatever its state: the trial's memory back
-        value = f"{trial.value:.4f}" if trial.value is not None else "-"
         reason = trial.user_attrs.get("fail_reason") or trial.user_attrs.get("prune_reason", "")
         try:
-            best = f"{study.best_value:.4f} (trial {study.best_trial.number})"
+            best = (float(study.best_value), int(study.best_trial.number))
         except ValueError:
-            best = "-"
-        found = brief(trial.user_attrs.get("findings") or ())
-        logger.info("trial %d %s value=%s params=%s best=%s%s%s", trial.number,
-                    trial.state.name, value, trial.params, best, f" [{reason}]" if reason else "",
-                    f" — {found}" if found else "")
+            best = None
+        progress.finished(trial.number, trial.state.name, trial.value, trial.params,
+                          reason=reason, best=best,
+                          note=brief(trial.user_attrs.get("findings") or ()))
         if after_trial is not None:
             after_trial()
 
@@ -319,12 +330,15 @@ class OptunaBackend(SearchBackend):
         workers: Worker processes on this machine, each with its share of the cores.
         join: Add this process's trials to a study another machine started in ``storage``.
         n_trials_given: With ``join``, ``False`` takes ``n_trials`` from the study.
+        trainer_callbacks: ``transformers.TrainerCallback`` objects given to every trial's
+            Trainer; trials in this process only (``workers=1``).
     """
 
     name = "optuna"
 
     def __init__(self, *, storage: str | None = None, study_name: str | None = None,
-                 workers: int = 1, join: bool = False, n_trials_given: bool = True) -> None:
+                 workers: int = 1, join: bool = False, n_trials_given: bool = True,
+                 trainer_callbacks: Sequence[Any] = ()) -> None:
         if join and not storage:
             raise ConfigError("--join needs the storage of the study to join",
                               fix="pass the first machine's --storage URL (postgresql://... "
@@ -332,11 +346,22 @@ class OptunaBackend(SearchBackend):
         if workers < 1:
             raise ConfigError(f"workers={workers} runs no trial", fix="pass workers=1 or more",
                               code="LW334")
+        if trainer_callbacks and workers > 1:
+            raise ConfigError("trainer callbacks run in this process, but with workers="
+                              f"{workers} the trials run in others",
+                              fix="pass workers=1, or use train.report_to for tracking",
+                              code="LW338")
+        self.trainer_callbacks = tuple(trainer_callbacks)
         self.storage = storage
         self.study_name = study_name
         self.workers = workers
         self.join = join
         self.n_trials_given = n_trials_given
+
+    @property
+    def trials_in_process(self) -> bool:  # type: ignore[override]
+        """One worker: every trial runs in the calling process."""
+        return self.workers == 1
 
     def run(self, plan: Plan, *, space: dict[str, Any], output_dir: Path, n_trials: int,
             timeout: float | None, callbacks: Sequence[TrialCallback] = ()) -> SearchResult:
@@ -355,14 +380,19 @@ class OptunaBackend(SearchBackend):
         if done:
             logger.info("%s study '%s': %d trial(s) finished, target %d",
                         "joining" if self.join else "resuming", name, done, n_trials)
+        metric, direction = plan.objective
+        progress = SearchProgress(n_trials=n_trials, metric=metric, direction=direction,
+                                  timeout=timeout, done=done)
         if self.workers == 1 or self.join:
             run_worker(plan, space, storage=storage, study_name=name, n_trials=n_trials,
                        timeout=timeout, output_dir=output_dir, join=self.join, study=study,
-                       after_trial=announce)
+                       after_trial=announce, progress=progress,
+                       trainer_callbacks=self.trainer_callbacks)
         elif _has_work(trials, n_trials):
             self._spawn(plan, storage, name, n_trials, timeout, output_dir, announce, pins)
         if self.join:
             announce()
+            progress.close()
             records = collect(study)
             write_trials_csv(records, output_dir / "trials.csv", space)
             return summarize(plan, records, output_dir=output_dir, storage=storage,
@@ -373,8 +403,10 @@ class OptunaBackend(SearchBackend):
                 break
             run_worker(plan, space, storage=storage, study_name=name, n_trials=n_trials,
                        timeout=None, output_dir=output_dir, study=study, orphans=True,
-                       after_trial=announce)
+                       after_trial=announce, progress=progress,
+                       trainer_callbacks=self.trainer_callbacks)
         announce()
+        progress.close()
         records = collect(study)
         write_trials_csv(records, output_dir / "trials.csv", space)
         return finish_best(plan, space, records, output_dir=output_dir, storage=storage,

@@ -35,6 +35,8 @@ from typing import Any
 from labelwise.plan.config import RayConfig, RunConfig, config_from_dict
 from labelwise.errors import SchemaMismatchError, require
 from labelwise.plan.preflight import Plan
+from labelwise.training.tracking import LOGS, tracking_callbacks
+from labelwise.tuning._progress import SearchProgress
 from labelwise.tuning._base import (FINISHED, SearchBackend, SearchResult, TrialCallback,
                                     TrialRecord, notify)
 from labelwise.tuning._output import finish_best, write_trials_csv
@@ -47,7 +49,8 @@ KEY_FILE = "search_key.json"
 SEAL_FILE = "ray_state.json"  # the sha256 of the tuner.pkl this search's Tuner wrote
 FAIL_FILE = "fail_reason.txt"
 STOP_FILE = "stop_reason.txt"  # why Ray stopped a trial early (ASHA, or the time budget)
-ENV_PASSED = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "LABELWISE_CACHE")
+ENV_PASSED = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "LABELWISE_CACHE",
+              "MLFLOW_TRACKING_URI")
 _RUNNERS: dict[str, Any] = {}  # one TrialRunner per search in a reused Ray actor
 
 
@@ -59,6 +62,7 @@ class _Live:
     callbacks: tuple[TrialCallback, ...]
     timeout: float | None
     deadline: float
+    progress: SearchProgress
     seen: set[int] = dataclasses.field(default_factory=set)
 
 
@@ -176,7 +180,11 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
                              "step_seconds": round(reporter.step_seconds, 3)})
 
         with frozen_heap():  # the runner's data and weights: out of the trial's collections
-            outcome = runner.run(params, callbacks=(eval_reporter(metric, on_eval),))
+            tracking = tracking_callbacks(runner.plan.config.train.report_to,
+                                          logs_dir=Path(spec["output_dir"]) / LOGS,
+                                          run_name=f"trial-{number}")
+            outcome = runner.run(params, callbacks=(eval_reporter(metric, on_eval),
+                                                    *tracking))
         save_if_best(outcome, number=number, direction=direction,
                      output_dir=Path(spec["output_dir"]), tokenizer=runner.prepared.tokenizer,
                      extra={"params": params, "study": spec["name"], "backend": "ray"})
@@ -259,15 +267,30 @@ def _stopped(experiment: Path, path: Path, trial: Any) -> None:
 
 
 def _announce(experiment: Path, record: TrialRecord) -> None:
-    """Hand ``record`` to the search callbacks of the running call, once per trial."""
+    """Report a finished trial once: its lines (:class:`SearchProgress`: the log and a
+    Python caller's trials bar) and its record to the running call's search callbacks."""
+    from labelwise.scoring.diagnosis import brief
+
+    if record.state not in FINISHED:
+        return
     live = _LIVE.get(str(experiment))
-    if live is not None and record.state in FINISHED and record.number not in live.seen:
-        live.seen.add(record.number)
-        notify(live.callbacks, record)
+    found = brief(record.findings)
+    if live is None:  # no running call in this process: the log only
+        value = f" value={record.value:.4f}" if record.value is not None else ""
+        logger.info("trial %d %s%s params=%s%s%s", record.number, record.state, value,
+                    record.params, f" [{record.reason}]" if record.reason else "",
+                    f" — {found}" if found else "")
+        return
+    if record.number in live.seen:
+        return
+    live.seen.add(record.number)
+    live.progress.finished(record.number, record.state, record.value, record.params,
+                           reason=record.reason, note=found)
+    notify(live.callbacks, record)
 
 
 def _driver_callback(metric: str, space: dict[str, Any], experiment: Path) -> Any:
-    """Logs each finished trial and hands its record to the search callbacks.
+    """Reports each finished trial and hands its record to the search callbacks.
 
     Ray pickles its callbacks with the search and a restore brings back the pickled ones,
     so this one holds no callbacks of its own: it finds the running call's in ``_LIVE``."""
@@ -283,15 +306,6 @@ def _driver_callback(metric: str, space: dict[str, Any], experiment: Path) -> An
             if error is None:
                 here._stopped(experiment, path, trial)
             record = here._record(path, trial.last_result, trial.config, error, space, metric)
-            value = f" {metric}={record.value:.4f}" if record.value is not None else ""
-            if record.state in FINISHED:
-                from labelwise.scoring.diagnosis import brief
-
-                found = brief(record.findings)
-                here.logger.info("trial %d %s%s params=%s%s%s", record.number, record.state,
-                                 value, record.params,
-                                 f" [{record.reason}]" if record.reason else "",
-                                 f" — {found}" if found else "")
             here._announce(experiment, record)
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any
@@ -340,16 +354,29 @@ def check_sealed(output_dir: Path, experiment: Path) -> None:
                           code="LW365")
 
 
+def _quiet_ray(verbose: bool) -> dict[str, Any]:
+    """Keyword arguments of ``ray.init`` and the logger levels that keep Ray's banners,
+    INFO lines and warnings out of a search's output (``verbose``: let them through)."""
+    if verbose:
+        return {}
+    for name in ("ray", "ray.tune", "ray.train", "ray.data", "ray._private"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    return {"logging_level": logging.ERROR}
+
+
 class RayBackend(SearchBackend):
     """Ray Tune: a local Ray, or the cluster at ``address``."""
 
     name = "ray"
 
-    def __init__(self, *, address: str | None = None, study_name: str | None = None
-                 ) -> None:
+    def __init__(self, *, address: str | None = None, study_name: str | None = None,
+                 verbose: bool = False) -> None:
         _ray()  # a missing extra is an error before anything is read or written
         self.address = address
         self.study_name = study_name
+        self.verbose = verbose
 
     def run(self, plan: Plan, *, space: dict[str, Any], output_dir: Path, n_trials: int,
             timeout: float | None, callbacks: Sequence[TrialCallback] = ()) -> SearchResult:
@@ -375,7 +402,8 @@ class RayBackend(SearchBackend):
         if not ray.is_initialized():
             env = {k: os.environ[k] for k in ENV_PASSED if k in os.environ}
             kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env},
-                                      "log_to_driver": False, "include_dashboard": False}
+                                      "log_to_driver": False, "include_dashboard": False,
+                                      **_quiet_ray(self.verbose)}
             if address:
                 ray.init(address=address, **kwargs)
             else:
@@ -402,6 +430,9 @@ class RayBackend(SearchBackend):
         # in that window would run again after a restore. Trials take minutes, a save ms.
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
         started = time.perf_counter()
+        progress = SearchProgress(n_trials=n_trials, metric=metric, direction=direction,
+                                  timeout=timeout)
+        progress.start()
         if tune.Tuner.can_restore(str(experiment)):  # with the callbacks pickled in it
             logger.info("restoring the Ray search at %s", experiment)
             tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True,
@@ -424,12 +455,13 @@ class RayBackend(SearchBackend):
                     callbacks=[_driver_callback(metric, space, experiment)]))
             seal(output_dir, experiment)
         _LIVE[str(experiment)] = _Live(tuple(callbacks), timeout,
-                                       time.monotonic() + (timeout or 0.0))
+                                       time.monotonic() + (timeout or 0.0), progress)
         try:
             grid = tuner.fit()
             records = _records(grid, space, metric)
         finally:
             _LIVE.pop(str(experiment), None)
+            progress.close()
         write_trials_csv(records, output_dir / "trials.csv", space)
         return finish_best(plan, space, records, output_dir=output_dir,
                            storage=f"ray:{experiment}", study_name=name,
