@@ -137,3 +137,20 @@ def test_tune_from_a_dataset_with_workers_reads_the_same_data(tmp_path, tiny_mod
 def test_a_split_of_another_type_is_a_data_error():
     with pytest.raises(DataError, match="not of dicts"):
         labelwise.inspect_data(train=[1, 2, 3])
+
+
+def test_the_findings_after_training_are_printed_once_with_the_plan(tmp_path, tiny_model,
+                                                                  capsys):
+    # two steps of a tiny random model: it predicts one class for every validation row
+    result = labelwise.train(train=frame(40), valid=frame(16, 40), output_dir=tmp_path / "r",
+                             **small(tiny_model))
+    out = capsys.readouterr().out
+    codes = [f.code for f in result.diagnosis.findings]
+    assert codes  # e.g. LW601, a class never predicted
+    assert out.count("plan:") == 1 and out.count("after training:") == 1
+    shown = out.split("after training:")[1]
+    for finding in result.diagnosis.findings:
+        assert finding.code in shown
+    labelwise.train(train=frame(40), valid=frame(16, 40), output_dir=tmp_path / "q",
+                    progress=False, **small(tiny_model))
+    assert capsys.readouterr().out == ""

@@ -62,6 +62,12 @@ class Reporter:
         self._planned.add(id(plan))
         self.write("\n".join(["plan:", *(f"  {line}" for line in [*plan.lines(), *extra])]))
 
+    def findings(self, findings: Any, *, title: str = "after training") -> None:
+        """Findings a run made (what the model cannot do), one a line, when there are any."""
+        lines = [f"  {f.level}: {f.render()}" for f in findings]
+        if lines:
+            self.write("\n".join([f"{title}:", *lines]))
+
     def bar(self, description: str, *, total: int | None, unit: str = "it") -> Any:
         if not self.enabled:
             return _NullBar()

@@ -567,9 +567,9 @@ def _train_locked(config: RunConfig, out: Path, group: Any, *, overwrite: bool, 
     facts = device_facts()
     plan = group.once(lambda: preflight(config, source=source, facts=facts))
     check_report_to(config.train.report_to)
+    reporter = current() if group.main else None
     if group.main:
         plan.log()
-        reporter = current()
         if reporter is not None:
             reporter.plan(plan)
     work = work_dir(out)
@@ -588,6 +588,8 @@ def _train_locked(config: RunConfig, out: Path, group: Any, *, overwrite: bool, 
         if measured is None:  # not process 0: it saves the model all of them trained
             return TrainResult(out, {}, None, plan, {"rank": group.rank}, main_process=False)
         result, metrics, thresholds, stats, prepared, diagnosis = measured
+        if reporter is not None:
+            reporter.findings(diagnosis.findings)
         saving = work / "final.saving"
         with disk_full_errors(saving):
             shutil.rmtree(saving, ignore_errors=True)
