@@ -27,7 +27,7 @@ __all__ = [
     "DataConfig", "ModelConfig", "TrainConfig", "ObjectiveConfig", "SearchConfig",
     "FloatDistribution", "IntDistribution", "CategoricalDistribution", "RunConfig", "RayConfig",
     "load_config", "config_from_dict", "apply_overrides", "field_paths", "resolve_config",
-    "DATA_KEYWORDS", "TRAIN_KEYWORDS",
+    "DATA_KEYWORDS", "TRAIN_KEYWORDS", "config_from_call",
 ]
 
 
@@ -481,6 +481,18 @@ def load_config(path: str | Path | None = None, *, overrides: Iterable[str] = ()
 DATA_KEYWORDS = ("train", "valid", "test", "text_column", "text_pair_column", "label_columns",
                  "task")
 TRAIN_KEYWORDS = ("epochs", "max_steps", "batch_size", "learning_rate", "seed")
+
+
+def config_from_call(config: Any, keywords: Mapping[str, Any], *, source: str | None = None
+                     ) -> tuple[RunConfig, str | None]:
+    """:func:`resolve_config` for a verb that takes :data:`DATA_KEYWORDS`,
+    :data:`TRAIN_KEYWORDS`, ``model`` and ``output_dir`` as keywords: ``keywords`` holds the
+    values it was called with (the others are ignored)."""
+    return resolve_config(
+        config, source=source, model=keywords.get("model"),
+        output_dir=keywords.get("output_dir"),
+        data={k: keywords.get(k) for k in DATA_KEYWORDS},
+        train={k: keywords.get(k) for k in TRAIN_KEYWORDS})
 
 
 def _is_config_path(value: Any) -> bool:

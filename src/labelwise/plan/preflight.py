@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from labelwise.data.auditing import audit
-from labelwise.plan.config import RunConfig, resolve_config
+from labelwise.plan.config import RunConfig, config_from_call
 from labelwise.plan.device import Compute, DeviceFacts, compute_findings
 from labelwise.plan.contract import (METRICS, ContractOptions, DecisionRule, HeadContract,
                                      derive_contract)
@@ -480,10 +480,6 @@ def check(config: Any = None, *, train: Any = None, valid: Any = None, test: Any
     Raises:
         PreflightError: One or more error findings; ``err.findings`` lists all of them.
     """
-    cfg, source = resolve_config(
-        config, source=source, model=model, output_dir=output_dir,
-        data={"train": train, "valid": valid, "test": test, "text_column": text_column,
-              "text_pair_column": text_pair_column, "label_columns": label_columns,
-              "task": task})
+    cfg, source = config_from_call(config, locals(), source=source)
     return preflight(cfg, source=source, search=cfg.search is not None if search is None
                      else search)

@@ -25,7 +25,7 @@ import numpy as np
 from labelwise.training._memory import frozen_heap, trim_heap
 from labelwise.outputs.model_dir import save_model_dir
 from labelwise.outputs.names import RESUME_PLAN, no_output_dir
-from labelwise.plan.config import RunConfig, resolve_config
+from labelwise.plan.config import RunConfig, config_from_call
 from labelwise.training.progress import presented
 from labelwise.errors import ConfigError, SchemaMismatchError
 from labelwise.plan.preflight import Plan, preflight
@@ -531,13 +531,7 @@ def train(config: Any = None, *, train: Any = None, valid: Any = None, test: Any
     from labelwise.outputs.safety import hold_output
     from labelwise.training.device import Processes
 
-    config, source = resolve_config(
-        config, source=source, model=model, output_dir=output_dir,
-        data={"train": train, "valid": valid, "test": test, "text_column": text_column,
-              "text_pair_column": text_pair_column, "label_columns": label_columns,
-              "task": task},
-        train={"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size,
-               "learning_rate": learning_rate, "seed": seed})
+    config, source = config_from_call(config, locals(), source=source)
     # one process, or one of torchrun's: process 0 checks, locks, writes and logs
     # (group.once runs a call on process 0 and hands its result, or its error, to all)
     group = Processes.start(cpu=config.train.device == "cpu")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from labelwise.plan.config import RunConfig, resolve_config
+from labelwise.plan.config import RunConfig, config_from_call
 from labelwise.errors import ConfigError
 from labelwise.outputs.safety import clear_dir, hold_output
 from labelwise.outputs.names import TUNE_MARKER, no_output_dir
@@ -169,13 +169,7 @@ def tune(config: Any = None, *, train: Any = None, valid: Any = None, test: Any 
         OutputError: The output dir is in use by another search, not writable, or holds
             files ``overwrite`` must not delete.
     """
-    config, source = resolve_config(
-        config, source=source, model=model, output_dir=output_dir,
-        data={"train": train, "valid": valid, "test": test, "text_column": text_column,
-              "text_pair_column": text_pair_column, "label_columns": label_columns,
-              "task": task},
-        train={"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size,
-               "learning_rate": learning_rate, "seed": seed})
+    config, source = config_from_call(config, locals(), source=source)
     search = config.search
     options = BackendOptions(study_name=study or (search.study_name if search else None),
                              storage=storage or (search.storage if search else None),
