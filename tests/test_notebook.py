@@ -83,6 +83,8 @@ def test_training_from_a_dataframe_shows_the_plan_once_and_one_bar_per_stage(exe
     assert _bars(cell) == ["tokenizing", "training"]
     assert not [n for n in NOISE if n in text], text
     assert "'test':" in text  # the metrics of the test split
+    # two steps on a tiny random model: the findings after training say what it cannot do
+    assert text.count("after training:") == 1 and "LW60" in text
     assert (work / "runs/notebook/train/labelwise.json").exists()
 
 

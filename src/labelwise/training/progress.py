@@ -64,7 +64,7 @@ class Reporter:
 
     def findings(self, findings: Any, *, title: str = "after training") -> None:
         """Findings a run made (what the model cannot do), one a line, when there are any."""
-        lines = [f"  {f.level}: {f.render()}" for f in findings]
+        lines = [f"  {f.render()}" for f in findings]
         if lines:
             self.write("\n".join([f"{title}:", *lines]))
 
