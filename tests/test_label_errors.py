@@ -196,6 +196,48 @@ def test_thorough_runs_k_fine_tunes(tiny_model, tmp_path):
     assert not (tmp_path / "out").exists()  # nothing written to the run's output dir
 
 
+def test_thorough_averages_the_fine_tunes_with_the_linear_model(tiny_model, tmp_path,
+                                                                 monkeypatch):
+    from labelwise import find_label_errors
+    from labelwise.plan.config import RunConfig
+    from labelwise.training import label_errors as module
+
+    df, _ = _separable(20)
+    path = tmp_path / "train.csv"
+    df.to_csv(path, index=False)
+    config = RunConfig.model_validate({
+        "data": {"train": str(path), "valid": str(path)},
+        "model": {"name_or_path": str(tiny_model), "max_length": 16},
+        "train": {"max_steps": 1, "batch_size": 8}, "output_dir": str(tmp_path / "out")})
+    n = len(df)
+    linear = np.tile([0.9, 0.1], (n, 1))
+    tuned = np.tile([0.3, 0.7], (n, 1))
+    seen = {}
+
+    def fake_finetunes(config_, data, texts, y, fold, progress):
+        seen["folds"] = fold.copy()
+        return tuned
+
+    def fake_linear(task, emb, y, fold, seed, progress):
+        seen["linear_folds"] = fold.copy()
+        return linear
+
+    def spy_issues(**kwargs):
+        seen["predictions"] = kwargs["predictions"]
+        return issues_from_predictions(**kwargs)
+
+    monkeypatch.setattr(module, "_finetune_oof", fake_finetunes)
+    monkeypatch.setattr(module, "_linear_oof", fake_linear)
+    monkeypatch.setattr(module, "issues_from_predictions", spy_issues)
+    found = find_label_errors(config=config, method="thorough", folds=2, progress=False)
+    np.testing.assert_allclose(seen["predictions"], (linear + tuned) / 2)
+    np.testing.assert_array_equal(seen["folds"], seen["linear_folds"])  # the same folds
+    assert found.method == "thorough"
+    # fast is the linear model's outputs alone
+    find_label_errors(config=config, method="fast", folds=2, progress=False)
+    np.testing.assert_allclose(seen["predictions"], linear)
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"method": "quick"}, "unknown label-error method 'quick'"),
     ({"folds": 1}, "folds must be at least 2; got 1"),

@@ -149,7 +149,8 @@ def inspect(
     label_errors: Annotated[str | None, typer.Option(
         "--label-errors",
         help="Also find wrong labels with cleanlab: fast (frozen-encoder embeddings and a "
-             "linear model) or thorough (k short fine-tunes). Loads a model.")
+             "linear model) or thorough (k short fine-tunes, averaged with fast). Loads a "
+             "model.")
     ] = None,
     label_errors_out: Annotated[str | None, typer.Option(
         "--label-errors-out", help="Write the suspect rows, with their text, to this CSV.")
