@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field
 import re
 from typing import Any, Literal
 
-__all__ = ["OPTIONS", "Style", "for_caller", "Level", "Where", "Finding", "Findings", "format_value", "format_rows", "MAX_ROWS"]
+__all__ = ["OPTIONS", "Style", "for_caller", "Level", "Where", "Finding", "Findings",
+           "format_value", "format_rows", "MAX_ROWS"]
 
 Level = Literal["error", "warning", "info"]
 MAX_ROWS = 5

@@ -275,7 +275,6 @@ def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
     from labelwise.training.progress import quiet_libraries
 
     target = resolve_device(device)
-
     with quiet_libraries(verbose):
         loaded = load_model(model_dir)
     schema, contract = loaded.schema, loaded.contract

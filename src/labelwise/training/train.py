@@ -660,7 +660,8 @@ def _fit_and_measure(plan: Plan, work: Path, group: Any, *, callbacks: Sequence[
     steps = ([steps_callback(reporter, metric=plan.objective[0])]
              if reporter is not None and reporter.enabled else [])
     report_to = config.train.report_to
-    tracking = tracking_callbacks(report_to, logs_dir=work / LOGS, run_name=Path(str(config.output_dir)).name)
+    tracking = tracking_callbacks(report_to, logs_dir=work / LOGS,
+                                  run_name=Path(str(config.output_dir)).name)
     with frozen_heap(), mlflow_store(report_to, work / LOGS):
         # the loaded data and weights: out of every collection's scan
         result = fit(prepared, work=work, callbacks=[*steps, *tracking, *callbacks],
