@@ -174,3 +174,14 @@ def test_the_report_scores_every_row_of_a_split_as_training_did(model_dir):
     preds = predict_split(model_dir, ["good film", "", "sad"])
     assert len(preds) == 3 and np.isfinite(preds.scores).all()
     assert np.allclose(preds.scores[[0, 2]], predict(model_dir, ["good film", "sad"]).scores)
+
+
+def test_a_skipped_row_keeps_class_ids_whole_in_the_frame():
+    from labelwise.training.predict import Predictions
+
+    scores = np.array([[0.2, 0.8], [np.nan, np.nan], [0.9, 0.1]], dtype=np.float32)
+    frame = Predictions([1, None, 0], scores, ("0", "1"), None, "binary").to_frame()
+    assert frame["label"].tolist() == [1, None, 0]  # not 1.0, nan, 0.0
+    assert frame.to_csv(index=False).splitlines()[1].startswith("1,")
+    multi = Predictions([("a",), None], scores[:2], ("a", "b"), (0.5, 0.5), "multilabel")
+    assert multi.to_frame()["label"].tolist() == ['["a"]', None]

@@ -59,10 +59,13 @@ class Predictions:
 
         labels = self.labels
         if self.task == "multilabel":
-            labels = [json.dumps(list(v), ensure_ascii=False) for v in labels]
+            labels = [None if v is None else json.dumps(list(v), ensure_ascii=False)
+                      for v in labels]
         elif self.task == "regression" and len(self.class_names) > 1:
-            labels = [json.dumps(list(v)) for v in labels]
-        frame = pd.DataFrame({"label": labels})
+            labels = [None if v is None else json.dumps(list(v)) for v in labels]
+        # a skipped row (label None) must not turn class ids 0/1 into floats 0.0/1.0
+        frame = pd.DataFrame({"label": pd.Series(labels, dtype=object)
+                              if any(v is None for v in labels) else labels})
         prefix = "pred" if self.task == "regression" else "score"
         for i, name in enumerate(self.class_names):
             frame[f"{prefix}_{name}"] = self.scores[:, i]
