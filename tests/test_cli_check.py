@@ -117,6 +117,28 @@ def test_check_reports_truncated_share_per_split_and_warns_when_most(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.yaml", "t.csv", "v.csv"]
 
 
+def test_check_measures_a_large_split_on_a_sample_and_says_so(tmp_path, monkeypatch):
+    from labelwise.plan import truncation
+
+    monkeypatch.setattr(truncation, "SAMPLE", 12)
+    long = "a long sentence that goes on and on about the film and its many scenes"
+    pd.DataFrame({"text": [f"{long} {i}" for i in range(40)],
+                  "label": ["neg", "pos"] * 20}).to_csv(tmp_path / "t.csv", index=False)
+    pd.DataFrame({"text": [f"short {i}" for i in range(6)],
+                  "label": ["neg", "pos"] * 3}).to_csv(tmp_path / "v.csv", index=False)
+    config = tmp_path / "run.yaml"
+    config.write_text(f"data: {{train: {tmp_path}/t.csv, valid: {tmp_path}/v.csv}}\n"
+                      "model: {max_length: 8}\n")
+    result = runner.invoke(app, ["check", "--config", str(config), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    (warning,) = [f for f in out["findings"] if f["code"] == "LW131"]
+    # every train row is long: the sample of 12 of 40 says 100%, marked as a sample
+    assert warning["message"].startswith("model.max_length=8 truncates most rows: train "
+                                         "~100.0% (12 of a sample of 12 of 40), validation "
+                                         "0.0% (0 of 6); the longest sampled train row has ")
+
+
 def test_check_measures_truncation_without_torch(tmp_path):
     config = setup(tmp_path, extra="model: {max_length: 8}\n")
     proc = check_in_subprocess(config)

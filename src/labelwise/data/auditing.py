@@ -12,11 +12,14 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from labelwise.labels._cells import Cell, Form
-from labelwise.findings import Finding, Findings, Where, format_value
-from labelwise.labels.inference import Task, form_word
+import numpy as np
 
-__all__ = ["audit", "audit_frames", "rare_threshold", "SPLIT_WORDS", "text_key"]
+from labelwise.findings import Finding, Findings, Where, format_value
+from labelwise.labels._cells import Form
+from labelwise.labels.inference import Task, form_word
+from labelwise.labels.schema import CodedLabels
+
+__all__ = ["audit", "audit_frames", "rare_threshold", "SPLIT_WORDS", "text_key", "text_codes"]
 
 SPLIT_WORDS = {"train": "train", "valid": "validation", "test": "test"}
 
@@ -35,7 +38,8 @@ def audit(data: Any) -> Findings:
     """
     found = audit_frames(data.frames, text_column=data.text_column,
                          text_pair_column=data.text_pair_column,
-                         label_columns=data.label_columns, schema=data.schema)
+                         label_columns=data.label_columns, schema=data.schema,
+                         texts=data.text_codes)
     return Findings([*data.findings, *found])
 
 
@@ -46,24 +50,30 @@ def audit_frames(
     label_columns: Sequence[str],
     schema: Any = None,
     text_pair_column: str | None = None,
+    texts: Mapping[str, np.ndarray] | None = None,
 ) -> list[Finding]:
-    """Run every check on DataFrames; label checks need ``schema`` (text checks do not)."""
+    """Run every check on DataFrames; label checks need ``schema`` (text checks do not).
+
+    ``texts`` holds the splits' :func:`text_codes` of the text column when already
+    computed (one code space for all splits)."""
     out: list[Finding] = []
-    texts = {s: [text_key(t) for t in f[text_column].tolist()] for s, f in frames.items()}
-    indexes = {s: [int(i) for i in f.index] for s, f in frames.items()}
+    indexes = {s: frame.index.to_numpy() for s, frame in frames.items()}
+    if not texts or any(s not in texts or len(texts[s]) != len(f) for s, f in frames.items()):
+        texts = text_codes({s: f[text_column] for s, f in frames.items()})
     for split, frame in frames.items():
-        for column in [text_column, *([text_pair_column] if text_pair_column else [])]:
-            out.extend(_empty_texts(frame, column, split))
+        out.extend(_empty_texts(texts[split], indexes[split], text_column, split))
+        if text_pair_column:
+            pairs = text_codes({split: frame[text_pair_column]})[split]
+            out.extend(_empty_texts(pairs, indexes[split], text_pair_column, split))
     out.extend(_leakage(texts, indexes, text_column))
     if schema is None:
         return out
     column = ",".join(label_columns)
-    canon: dict[str, list[Any]] = {}
+    coded: dict[str, CodedLabels] = {}
     for split, frame in frames.items():
         values = frame[label_columns[0]] if len(label_columns) == 1 else frame[list(label_columns)]
-        cells, rows = schema.canonical_rows(values)
-        canon[split] = rows
-        ctx = _Ctx(split, column, indexes[split], cells, rows, schema)
+        coded[split] = schema.code(values)
+        ctx = _Ctx(split, column, indexes[split], coded[split], schema)
         if not len(frame):
             out.append(Finding("LW124", "error", f"the {SPLIT_WORDS[split]} split has no rows",
                                Where(split=split), "give it rows, or leave it out"))
@@ -75,10 +85,11 @@ def audit_frames(
             out.extend(ctx.empty_sets())
         if schema.task is Task.REGRESSION:
             out.extend(ctx.regression())
-        out.extend(_conflicts(texts[split], ctx))
+        out.extend(_conflicts(texts[split], frame[text_column], ctx))
     if schema.task is not Task.REGRESSION:
-        out.extend(_coverage(canon, schema, column))
-        out.extend(_variants(frames, label_columns, schema, column))
+        out.extend(_coverage(coded, schema, column))
+        if len(label_columns) == 1:
+            out.extend(_variants(coded, column))
     return out
 
 
@@ -94,21 +105,112 @@ def text_key(value: Any) -> str | None:
 
 
 
-class _Ctx:
-    """One split's parsed labels, with the checks that read only that split."""
 
-    def __init__(self, split: str, column: str, index: list[int], cells: list[Cell],
-                 canon: list[Any], schema: Any) -> None:
+# What str.split() splits on among ASCII characters; other texts take the exact path. Only
+# a run of two or more, or one that is not a space, is replaced: a pattern that matched
+# every single space would rewrite every word boundary (8x slower on ag_news).
+_ASCII_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f ]{2,}|[\t\n\x0b\x0c\r\x1c-\x1f]"
+_RESPACE = _ASCII_SPACE + r"|^ | $"
+
+
+def _as_arrow_texts(values: Any) -> Any:
+    """A text column as a pyarrow string array, without a copy where pandas holds it in
+    Arrow already. A column that is not all strings is keyed here (keys are their own
+    key)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    if len(series) and pd.api.types.infer_dtype(series, skipna=True) == "string":
+        arr = pa.array(series, type=pa.large_string(), from_pandas=True)
+    else:
+        arr = pa.array([text_key(t) for t in series.tolist()], type=pa.large_string())
+    return _chunks(arr)
+
+
+def _chunks(arr: Any) -> list[Any]:
+    import pyarrow as pa
+
+    return list(arr.chunks) if isinstance(arr, pa.ChunkedArray) else [arr]
+
+
+def _ascii_keys(arr: Any) -> Any:
+    """:func:`text_key` of ASCII texts, on the whole array (null for a blank text)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    spaced = pc.utf8_trim(pc.replace_substring_regex(arr, _ASCII_SPACE, " "), characters=" ")
+    return pc.if_else(pc.equal(spaced, ""), pa.scalar(None, pa.large_string()), spaced)
+
+
+def text_codes(columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """A code per row of each text column: two rows share a code exactly when
+    :func:`text_key` calls them the same text, across all the columns given; -1 is a row
+    without text.
+
+    The conflict (LW109) and leakage (LW110) checks and the carving of validation read
+    these codes. Most texts are their own key (ASCII, single spaces, nothing at the ends):
+    pyarrow hashes the texts as written, on whole columns; each text that is not its own
+    key goes through :func:`text_key` and takes the code of its key.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not columns:
+        return {}
+    parts = {name: _as_arrow_texts(values) for name, values in columns.items()}
+    arr = pa.chunked_array([c for chunks in parts.values() for c in chunks],
+                           type=pa.large_string())
+    fix = pc.fill_null(pc.or_(pc.match_substring_regex(arr, _RESPACE), pc.equal(arr, "")),
+                       False)
+    other = pc.fill_null(pc.invert(pc.string_is_ascii(arr)), False)
+    keys = _ascii_keys(pc.filter(arr, pc.and_not(fix, other)))
+    exact = pa.array([text_key(t) for t in pc.filter(arr, other).to_pylist()],
+                     type=pa.large_string())
+    # the keys go last into the same dictionary: a key equal to a written text shares its code
+    tails = [*_chunks(keys), exact]
+    encoded = pc.dictionary_encode(pa.chunked_array([*arr.chunks, *tails],
+                                                    type=pa.large_string()))
+    del arr
+    codes = np.concatenate([np.zeros(0, np.int64)] + [
+        pc.fill_null(c.indices.cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
+        for c in encoded.chunks]).astype(np.int64)
+    del encoded
+    n = len(codes) - len(keys) - len(exact)
+    codes, tail = codes[:n], codes[n:]
+    codes[np.flatnonzero(pc.and_not(fix, other).to_numpy(zero_copy_only=False))] = \
+        tail[:len(keys)]
+    codes[np.flatnonzero(other.to_numpy(zero_copy_only=False))] = tail[len(keys):]
+    pa.default_memory_pool().release_unused()
+    out, start = {}, 0
+    for name, chunks in parts.items():
+        n = sum(len(c) for c in chunks)
+        out[name] = codes[start:start + n]
+        start += n
+    return out
+
+
+class _Ctx:
+    """One split's labels read through the schema, with the checks that read only that
+    split. Each check decides per distinct cell and finds its rows with numpy."""
+
+    def __init__(self, split: str, column: str, index: np.ndarray, coded: CodedLabels,
+                 schema: Any) -> None:
         self.split, self.column, self.index = split, column, index
-        self.cells, self.canon, self.schema = cells, canon, schema
+        self.coded, self.schema = coded, schema
+        self.cells = coded.cells
 
     def where(self, positions: Sequence[int], value: Any = None) -> Where:
         return Where.at(split=self.split, column=self.column,
-                        rows=[self.index[p] for p in positions], value=value)
+                        rows=self.index[np.asarray(positions, dtype=np.int64)].tolist(),
+                        value=value)
+
+    def value_at(self, position: int) -> Any:
+        return self.cells.uniques[self.cells.codes[position]].value
 
     def missing(self) -> list[Finding]:
         # [None, "pos", NaN, ""] -> missing label cells
-        rows = [i for i, c in enumerate(self.cells) if c.form is Form.MISSING]
+        rows = self.cells.rows(lambda c: c.form is Form.MISSING)
         if not rows:
             return []
         return [Finding("LW107", "error", f"{len(rows)} row(s) have no label (NaN, None or "
@@ -116,63 +218,74 @@ class _Ctx:
 
     def forms(self) -> list[Finding]:
         # ints in train, strings in validation -> the form differs between splits
-        wrong = [i for i, c in enumerate(self.cells)
-                 if not self.schema.accepts(c.form) and c.form is not Form.MISSING]
+        wrong_u = [not self.schema.accepts(c.form) and c.form is not Form.MISSING
+                   for c in self.cells.uniques]
+        wrong = np.flatnonzero(self.cells.mask(wrong_u)).tolist()
         if not wrong:
             return []
-        kinds = Counter(self.cells[i].form for i in wrong)
+        kinds: Counter = Counter()
+        for cell, bad, rows in zip(self.cells.uniques, wrong_u, self.cells.counts().tolist(),
+                                   strict=True):
+            if bad:
+                kinds[cell.form] += rows
         form = kinds.most_common(1)[0][0]
         return [Finding("LW111", "error", f"labels in {SPLIT_WORDS[self.split]} are "
                         f"{form_word(form)}, but the schema from train reads "
                         f"{self.schema.label_format.replace('_', ' ')}",
-                        self.where(wrong, self.cells[wrong[0]].value),
+                        self.where(wrong, self.value_at(wrong[0])),
                         "write the labels of every split in one form")]
 
     def unfit(self) -> list[Finding]:
         """Cells of a compatible form that still do not fit: unseen classes, bad rows."""
-        unseen: dict[Any, list[int]] = defaultdict(list)
-        not_one: list[int] = []
-        width: list[int] = []
-        for i, (cell, value) in enumerate(zip(self.cells, self.canon, strict=True)):
-            if not isinstance(value, Exception) or cell.form is Form.MISSING:
-                continue
-            if not self.schema.accepts(cell.form):
-                continue  # reported by forms()
-            if isinstance(value, KeyError):
-                unseen[value.args[0]].append(i)
-            elif str(value) == "width":
-                width.append(i)
-            else:
-                not_one.append(i)
+        unseen: dict[Any, list[int]] = defaultdict(list)  # label -> unique cells
+        not_one: list[bool] = []
+        width: list[bool] = []
+        for u, (cell, value) in enumerate(zip(self.cells.uniques, self.coded.canon,
+                                              strict=True)):
+            skip = (not isinstance(value, Exception) or cell.form is Form.MISSING
+                    or not self.schema.accepts(cell.form))  # the last: reported by forms()
+            if not skip and isinstance(value, KeyError):
+                unseen[value.args[0]].append(u)
+            other = not skip and not isinstance(value, KeyError)
+            width.append(other and str(value) == "width")
+            not_one.append(other and str(value) != "width")
+        found = {label: self._rows_of(cells) for label, cells in unseen.items()}
         out = []
-        for label, rows in sorted(unseen.items(), key=lambda kv: -len(kv[1])):
+        for label, rows in sorted(found.items(), key=lambda kv: -len(kv[1])):
             level = "error"
             word = SPLIT_WORDS[self.split]
             out.append(Finding("LW102", level, f"label {format_value(label)} occurs in {word} "
                                f"({len(rows)} row(s)) but not in train",
                                self.where(rows, label), "fix the label (a typo?), or add "
                                "training examples of it, or drop those rows"))
-        if not_one:
-            out.append(Finding("LW112", "error", f"{len(not_one)} row(s) hold zero or several "
-                               f"labels, but the task is single-label {self.schema.task}",
-                               self.where(not_one, self.cells[not_one[0]].value),
+        not_one_rows = np.flatnonzero(self.cells.mask(not_one)).tolist()
+        if not_one_rows:
+            out.append(Finding("LW112", "error", f"{len(not_one_rows)} row(s) hold zero or "
+                               f"several labels, but the task is single-label "
+                               f"{self.schema.task}",
+                               self.where(not_one_rows, self.value_at(not_one_rows[0])),
                                "pass --task multilabel, or give each row exactly one label"))
-        if width:
-            out.append(Finding("LW113", "error", f"{len(width)} row(s) have a width other "
+        width_rows = np.flatnonzero(self.cells.mask(width)).tolist()
+        if width_rows:
+            out.append(Finding("LW113", "error", f"{len(width_rows)} row(s) have a width other "
                                f"than the schema's {self.schema.num_labels}",
-                               self.where(width, self.cells[width[0]].value),
+                               self.where(width_rows, self.value_at(width_rows[0])),
                                "give every row one position per class"))
         return out
 
+    def _rows_of(self, uniques: Sequence[int]) -> list[int]:
+        return np.flatnonzero(np.isin(self.cells.codes, np.asarray(uniques))).tolist()
+
     def empty_sets(self) -> list[Finding]:
         # [] in a multilabel column -> allowed, counted
-        rows = [i for i, v in enumerate(self.canon) if v == ()]
+        rows = self.coded.rows_where(lambda _c, v: not isinstance(v, Exception) and v == ())
         if not rows:
             return []
-        share = len(rows) / max(len(self.canon), 1)
+        n = len(self.cells)
+        share = len(rows) / max(n, 1)
         if share > 0.5:
             # most rows say "no label applies": a model that predicts nothing scores well
-            return [Finding("LW108", "warning", f"{len(rows)} of {len(self.canon)} rows "
+            return [Finding("LW108", "warning", f"{len(rows)} of {n} rows "
                             f"({share:.1%}) of {SPLIT_WORDS[self.split]} have an empty label "
                             "set: most of the split says 'no label applies'",
                             self.where(rows), "check the label column and the label "
@@ -183,14 +296,14 @@ class _Ctx:
 
     def regression(self) -> list[Finding]:
         out = []
-        good = [v for v in self.canon if not isinstance(v, Exception)]
-        bad = [i for i, v in enumerate(self.canon)
-               if not isinstance(v, Exception) and not all(math.isfinite(x) for x in v)]
+        bad = self.coded.rows_where(lambda _c, v: not isinstance(v, Exception)
+                                    and not all(math.isfinite(x) for x in v))
         if bad:
             out.append(Finding("LW125", "error", f"{len(bad)} regression target(s) are "
-                               "infinite", self.where(bad, self.cells[bad[0]].value),
+                               "infinite", self.where(bad, self.value_at(bad[0])),
                                "fix or drop those rows"))
-        if self.split == "train" and len(good) >= 2:
+        good = [v for v in self.coded.canon if not isinstance(v, Exception)]  # per unique
+        if self.split == "train" and int(self.coded.fits().sum()) >= 2:
             for t, name in enumerate(self.schema.targets):
                 if len({v[t] for v in good}) == 1:
                     out.append(Finding("LW126", "error", f"regression target '{name}' is "
@@ -200,38 +313,49 @@ class _Ctx:
         return out
 
 
-def _conflicts(texts: list[str | None], ctx: _Ctx) -> list[Finding]:
+def _conflicts(texts: np.ndarray, column: Any, ctx: _Ctx) -> list[Finding]:
     # the same text labelled 'pos' in one row and 'neg' in another
     if ctx.schema.task is Task.REGRESSION:
         return []
-    labels: dict[str, set[Any]] = defaultdict(set)
-    rows: dict[str, list[int]] = defaultdict(list)
-    for i, (text, value) in enumerate(zip(texts, ctx.canon, strict=True)):
-        if text is None or isinstance(value, Exception):
-            continue
-        labels[text].add(value)
-        rows[text].append(i)
-    clashes = [t for t, ls in labels.items() if len(ls) > 1]
-    if not clashes:
+    label_ids: dict[Any, int] = {}  # equal labels (as a set sees them) share an id
+    per_unique = np.array([-1 if isinstance(v, Exception) else
+                           label_ids.setdefault(v, len(label_ids)) for v in ctx.coded.canon],
+                          dtype=np.int64)
+    labels = per_unique[ctx.cells.codes] if len(texts) else np.zeros(0, dtype=np.int64)
+    ok = (texts >= 0) & (labels >= 0)
+    if not ok.any():
         return []
-    positions = [p for t in clashes for p in rows[t]]
-    first = clashes[0]
-    shown = sorted(labels[first], key=str)
-    return [Finding("LW109", "warning", f"{len(clashes)} text(s) carry conflicting labels, "
+    import pandas as pd
+
+    pairs = pd.unique(texts[ok] * max(len(label_ids), 1) + labels[ok])
+    per_text = np.bincount(pairs // max(len(label_ids), 1), minlength=int(texts.max()) + 1)
+    clash = ok & (per_text[np.maximum(texts, 0)] > 1)
+    positions = np.flatnonzero(clash)
+    if not len(positions):
+        return []
+    n_clashes = len(pd.unique(texts[positions]))
+    first_row = int(positions[0])
+    first = text_key(column.iloc[first_row])
+    mine = set(labels[positions[texts[positions] == texts[first_row]]].tolist())
+    shown = sorted((v for v in label_ids if label_ids[v] in mine), key=str)
+    return [Finding("LW109", "warning", f"{n_clashes} text(s) carry conflicting labels, "
                     f"e.g. {format_value(first[:60])} labelled "
                     + " and ".join(format_value(v) for v in shown),
-                    ctx.where(sorted(positions)), "relabel or drop the conflicting rows")]
+                    ctx.where(positions.tolist()), "relabel or drop the conflicting rows")]
 
 
-def _leakage(texts: dict[str, list[str | None]], indexes: dict[str, list[int]],
+def _leakage(texts: Mapping[str, np.ndarray], indexes: Mapping[str, np.ndarray],
              column: str) -> list[Finding]:
     # a test text that also occurs in train -> leakage
     out = []
     order = [s for s in ("train", "valid", "test") if s in texts]
     for a_i, a in enumerate(order):
-        seen = {t for t in texts[a] if t is not None}
         for b in order[a_i + 1:]:
-            rows = [indexes[b][i] for i, t in enumerate(texts[b]) if t is not None and t in seen]
+            size = int(max(texts[a].max(initial=-1), texts[b].max(initial=-1))) + 2
+            seen = np.zeros(size, dtype=bool)  # by code; the slot -1 (no text) stays False
+            seen[texts[a][texts[a] >= 0]] = True
+            hit = seen[texts[b]]
+            rows = indexes[b][hit].tolist()
             if rows:
                 out.append(Finding(
                     "LW110", "warning", f"{len(rows)} text(s) of {SPLIT_WORDS[b]} also occur "
@@ -241,9 +365,9 @@ def _leakage(texts: dict[str, list[str | None]], indexes: dict[str, list[int]],
     return out
 
 
-def _empty_texts(frame: Any, column: str, split: str) -> list[Finding]:
-    rows = [int(i) for i, t in zip(frame.index, frame[column].tolist(), strict=True)
-            if text_key(t) is None]
+def _empty_texts(codes: np.ndarray, index: np.ndarray, column: str, split: str
+                 ) -> list[Finding]:
+    rows = index[codes < 0].tolist()
     if not rows:
         return []
     return [Finding("LW117", "error", f"{len(rows)} row(s) have an empty or missing text",
@@ -251,18 +375,12 @@ def _empty_texts(frame: Any, column: str, split: str) -> list[Finding]:
                     "fill in the texts or drop those rows")]
 
 
-def _coverage(canon: dict[str, list[Any]], schema: Any, column: str) -> list[Finding]:
-    counts: dict[str, Counter] = {}
-    for split, values in canon.items():
-        c: Counter = Counter()
-        for v in values:
-            if isinstance(v, Exception):
-                continue
-            c.update(v if schema.task is Task.MULTILABEL else [v])
-        counts[split] = c
+def _coverage(coded: Mapping[str, CodedLabels], schema: Any, column: str) -> list[Finding]:
+    multilabel = schema.task is Task.MULTILABEL
+    counts = {split: c.class_counts(multilabel)[0] for split, c in coded.items()}
     out = []
     train = counts.get("train", Counter())
-    n_train = len(canon.get("train", []))
+    n_train = len(coded["train"].cells) if "train" in coded else 0
     limit = rare_threshold(n_train)
     rare = sorted((c for c in schema.classes if 0 < train[c] < limit), key=lambda c: train[c])
     if rare:
@@ -298,18 +416,15 @@ def _spelling(label: str) -> str:
     return text if unicodedata.normalize("NFC", label) == label else text + " [not NFC]"
 
 
-def _variants(frames: Mapping[str, Any], label_columns: Sequence[str], schema: Any,
-              column: str) -> list[Finding]:
+def _variants(coded: Mapping[str, CodedLabels], column: str) -> list[Finding]:
     # "Positive" next to "positive", "pos " next to "pos", "café" in two Unicode forms
     spellings: dict[str, Counter] = defaultdict(Counter)
-    for frame in frames.values():
-        if len(label_columns) > 1:
-            continue
-        for cell in schema.parse(frame[label_columns[0]]):
+    for labels in coded.values():
+        for cell, rows in zip(labels.uniques, labels.cells.counts().tolist(), strict=True):
             names = (cell.value,) if cell.form is Form.STRING else (
                 cell.value if cell.form is Form.NAMES else ())
             for name in names:
-                spellings[_norm(name)][name] += 1
+                spellings[_norm(name)][name] += rows
     out = []
     for group in spellings.values():
         if len(group) > 1:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,9 +60,9 @@ def distribution(data: LoadedData) -> dict[str, dict[str, Any]]:
     schema = data.schema
     out: dict[str, dict[str, Any]] = {}
     for split in data.splits:
-        _, canon = schema.canonical_rows(data.labels(split))
-        good = [v for v in canon if not isinstance(v, Exception)]
+        coded = schema.code(data.labels(split))
         if schema.task is Task.REGRESSION:
+            good = [v for v in coded.rows() if not isinstance(v, Exception)]
             stats = {}
             for t, name in enumerate(schema.targets):
                 col = [v[t] for v in good if math.isfinite(v[t])]
@@ -73,11 +72,9 @@ def distribution(data: LoadedData) -> dict[str, dict[str, Any]]:
                                "min": min(col, default=None), "max": max(col, default=None)}
             out[split] = stats
             continue
-        counts: Counter = Counter()
-        for v in good:
-            counts.update(v if schema.task is Task.MULTILABEL else [v])
+        counts, fit = coded.class_counts(schema.task is Task.MULTILABEL)
         row = {str(c): counts[c] for c in schema.classes}
-        unfit = len(canon) - len(good)
+        unfit = len(coded.cells) - fit
         if unfit:
             row["(unfit)"] = unfit
         out[split] = row

@@ -17,7 +17,7 @@ from labelwise.data.io import (Table, check_columns, content_sha, read_table,
                                split_dataset_dict, type_label_cells)
 from labelwise.labels.inference import infer_task
 from labelwise.labels.schema import LabelSchema
-from labelwise.data.auditing import text_key
+from labelwise.data.auditing import text_codes
 from labelwise.data.split import CarveRecord, carve_validation
 
 __all__ = ["LoadedData", "RawSplits", "load_splits", "read_splits", "frame_fingerprint"]
@@ -65,6 +65,8 @@ class LoadedData:
     schema: LabelSchema
     carve: CarveRecord | None = None
     findings: tuple[Finding, ...] = field(default=())
+    # each split's text_codes of the text column, row for row (computed once, read by audit)
+    text_codes: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -257,15 +259,18 @@ def load_splits(
     frames = {split: table.frame for split, table in raw.tables.items()}
     sources = {split: table.source for split, table in raw.tables.items()}
     carve = None
+    codes = text_codes({s: f[text_column] for s, f in frames.items()})
     if "valid" not in frames:
         targets, fits = schema.encode_lenient(raw.labels("train"))
-        texts = [text_key(t) for t in frames["train"][text_column].tolist()]
+        whole, texts = frames["train"], codes["train"]
         frames["train"], frames["valid"], carve, more = carve_validation(
-            frames["train"], targets, schema=schema, valid_size=valid_size, seed=seed,
+            whole, targets, schema=schema, valid_size=valid_size, seed=seed,
             eligible=fits, texts=texts)
+        for s in ("train", "valid"):
+            codes[s] = texts[whole.index.get_indexer(frames[s].index)]
         sources["valid"] = f"{sources['train']} (carved, seed {seed})"
         findings.extend(more)
     ordered = {s: frames[s] for s in SPLITS if s in frames}
     sources = {s: sources[s] for s in SPLITS if s in sources}
     return LoadedData(ordered, sources, text_column, text_pair_column, raw.label_columns,
-                      schema, carve, tuple(findings))
+                      schema, carve, tuple(findings), codes)

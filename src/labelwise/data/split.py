@@ -45,7 +45,7 @@ def carve_validation(
     valid_size: float,
     seed: int,
     eligible: np.ndarray | None = None,
-    texts: list[str | None] | None = None,
+    texts: Any = None,
 ) -> tuple[Any, Any, CarveRecord, list[Finding]]:
     """Split ``frame`` into train and validation parts.
 
@@ -57,7 +57,8 @@ def carve_validation(
         seed: Seed of the split.
         eligible: Rows that may go to validation (rows whose label does not fit the schema
             stay in train, where the audit reports them).
-        texts: The audit's key of each row's text (:func:`~labelwise.data.auditing.text_key`);
+        texts: Each row's text code (:func:`~labelwise.data.auditing.text_codes`, -1 for no
+            text) or key (:func:`~labelwise.data.auditing.text_key`, ``None`` for none);
             rows of one text are carved together, so no text lands on both sides.
 
     Returns:
@@ -109,17 +110,20 @@ def carve_validation(
     return train, valid, record, findings
 
 
-def _groups(texts: list[str | None] | None, n: int) -> np.ndarray:
-    """Group id per row: rows of one text share an id; a row without text is alone."""
+def _groups(texts: Any, n: int) -> np.ndarray:
+    """Group id per row: rows of one text share an id; a row without text is alone.
+
+    ``texts`` holds a key per row (``None`` for no text) or a code per row (-1 for none).
+    """
     if texts is None:
         return np.arange(n)
-    ids: dict[str, int] = {}
-    out = np.empty(n, dtype=np.int64)
-    for i, text in enumerate(texts):
-        if text is None:
-            out[i] = n + i  # never shared: text ids stay below n
-        else:
-            out[i] = ids.setdefault(text, len(ids))
+    import pandas as pd
+
+    values = np.asarray(texts) if not isinstance(texts, np.ndarray) else texts
+    none = values < 0 if values.dtype.kind in "iu" else pd.isna(values)
+    ids = pd.factorize(values)[0]  # in order of first appearance
+    # a row without text gets an id of its own above every text's
+    out = np.where(none, n + np.arange(n), ids).astype(np.int64)
     return np.unique(out, return_inverse=True)[1].reshape(n)
 
 

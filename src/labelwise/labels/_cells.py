@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-__all__ = ["Form", "Cell", "parse_cell", "parse_column", "parse_columns", "column_values"]
+import numpy as np
+
+__all__ = ["Form", "Cell", "CellColumn", "parse_cell", "parse_column", "parse_columns",
+           "column_values"]
 
 
 class Form(str, Enum):
@@ -142,32 +145,164 @@ def column_values(values: Any) -> list[Any]:
 
 
 _HASHABLE = (str, int, float, bool)
+# pandas' inferred kinds whose values never compare equal across types, so hashing them
+# together cannot merge 1 with 1.0 or True
+_ONE_KIND = frozenset({"string", "integer", "floating", "boolean", "empty"})
 
 
-def parse_column(values: Any, *, label_sep: str | None = None) -> list[Cell]:
-    """Parse every cell of one label column (scalar cells are parsed once per distinct value).
+class CellColumn(Sequence[Cell]):
+    """The cells of one label column, row by row, stored as the distinct cells and a code
+    per row.
+
+    ``uniques`` holds each distinct cell once, in order of first appearance; ``codes[i]`` is
+    row ``i``'s position in ``uniques``. It reads like a list of cells; checks that read a
+    whole column work on the uniques and map back to rows with numpy, so their cost does not
+    grow with per-row Python.
+    """
+
+    __slots__ = ("codes", "uniques")
+
+    def __init__(self, codes: np.ndarray, uniques: Sequence[Cell]) -> None:
+        codes = np.asarray(codes, dtype=np.int64)
+        if _in_first_appearance(codes, len(uniques)):
+            kept = tuple(uniques)
+        else:
+            codes, order = _first_appearance(codes)
+            kept = tuple(uniques[i] for i in order)
+        self.codes: np.ndarray = codes
+        self.uniques: tuple[Cell, ...] = kept
+
+    @classmethod
+    def from_codes(cls, codes: np.ndarray, uniques: Sequence[Cell]) -> CellColumn:
+        return cls(codes, uniques)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self.uniques[c] for c in self.codes[i].tolist()]
+        return self.uniques[self.codes[i]]
+
+    def __iter__(self) -> Iterator[Cell]:
+        return map(self.uniques.__getitem__, self.codes.tolist())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"CellColumn({len(self)} rows, {len(self.uniques)} distinct)"
+
+    def counts(self) -> np.ndarray:
+        """Rows per unique cell."""
+        return np.bincount(self.codes, minlength=len(self.uniques))
+
+    def mask(self, flags: Sequence[bool]) -> np.ndarray:
+        """Per row, the flag of its unique cell."""
+        return np.asarray(flags, dtype=bool)[self.codes] if len(self.codes) else \
+            np.zeros(0, dtype=bool)
+
+    def rows(self, pred: Callable[[Cell], bool]) -> list[int]:
+        """Positions of the rows whose cell satisfies ``pred`` (``pred`` sees each unique
+        once)."""
+        return np.flatnonzero(self.mask([bool(pred(c)) for c in self.uniques])).tolist()
+
+
+def _in_first_appearance(codes: np.ndarray, n_uniques: int) -> bool:
+    """Whether every unique is used and each first appears after the one before it."""
+    if not len(codes):
+        return n_uniques == 0
+    running = np.maximum.accumulate(codes)
+    return bool(codes[0] == 0 and running[-1] == n_uniques - 1
+                and (np.diff(running) <= 1).all())
+
+
+def _first_appearance(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber codes in order of first appearance; also the old code of each new one."""
+    if not len(codes):
+        return codes, np.zeros(0, dtype=np.int64)
+    old_values, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    rank = np.argsort(first, kind="stable")
+    new_of_old = np.empty_like(rank)
+    new_of_old[rank] = np.arange(len(rank))
+    return new_of_old[inverse.reshape(-1)], old_values[rank]
+
+
+def _factorize(values: Any) -> tuple[np.ndarray, list[Any]] | None:
+    """Codes and distinct raw values by hashing, when the column holds one kind of scalar
+    (``None`` otherwise). A missing value gets code -1."""
+    import pandas as pd
+
+    if type(values).__name__ == "ndarray":
+        if values.ndim != 1:
+            return None
+        values = pd.Series(values, copy=False)
+    elif type(values).__name__ != "Series":
+        return None
+    if pd.api.types.infer_dtype(values, skipna=True) not in _ONE_KIND:
+        return None
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64), list(uniques.tolist())
+
+
+def _hash_codes(raw: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
+    """Codes per row for any column: equal hashable cells of one type share a code (a list
+    by its items); other cells get a code of their own."""
+    ids: dict[Any, int] = {}
+    firsts: list[Any] = []
+    codes = np.empty(len(raw), dtype=np.int64)
+    for i, value in enumerate(raw):
+        kind = type(value)
+        if kind in (list, tuple):
+            key: Any = (kind, tuple(value))
+        elif kind.__name__ == "ndarray" and value.ndim == 1:  # a list cell read from Parquet
+            key = (kind, tuple(value.tolist()))
+        elif isinstance(value, _HASHABLE) and not _is_nan(value):
+            key = (kind, value)
+        else:
+            key = None
+        if key is not None:
+            try:
+                code = ids.get(key)
+            except TypeError:  # a list holding a list or a dict
+                key, code = None, None
+            if code is None:
+                code = len(firsts)
+                if key is not None:
+                    ids[key] = code
+                firsts.append(value)
+        else:
+            code = len(firsts)
+            firsts.append(value)
+        codes[i] = code
+    return codes, firsts
+
+
+def parse_column(values: Any, *, label_sep: str | None = None) -> CellColumn:
+    """Parse every cell of one label column (each distinct cell is parsed once).
 
     A column whose every row is a one-number list (``[[0], [2], [1]]``, ``"[3]"``) is a
     column vector: its cells are the numbers themselves, as scikit-learn reads shape [n, 1].
     """
-    cache: dict[tuple[type, Any], Cell] = {}
-    out: list[Cell] = []
-    raw = column_values(values)
-    for value in raw:
-        if isinstance(value, _HASHABLE) and not _is_nan(value):
-            key = (type(value), value)
-            cell = cache.get(key)
-            if cell is None:
-                cell = cache[key] = parse_cell(value, label_sep=label_sep)
-            out.append(cell)
-        else:
-            out.append(parse_cell(value, label_sep=label_sep))
-    present = [c for c in out if c.form is not Form.MISSING]
+    hashed = _factorize(values)
+    if hashed is None:
+        codes, firsts = _hash_codes(column_values(values))
+    else:
+        codes, firsts = hashed
+        if (codes < 0).any():  # missing cells: one more distinct value
+            codes = np.where(codes < 0, len(firsts), codes)
+            firsts = [*firsts, None]
+    cells = [parse_cell(value, label_sep=label_sep) for value in firsts]
+    present = [c for c in cells if c.form is not Form.MISSING]
     if present and all(c.form in (Form.INDICATOR, Form.VECTOR) and len(c.value) == 1
                        for c in present):
-        return [c if c.form is Form.MISSING else _number_cell(_only_item(r))
-                for c, r in zip(out, raw, strict=True)]
-    return out
+        cells = [c if c.form is Form.MISSING else _number_cell(_only_item(r))
+                 for c, r in zip(cells, firsts, strict=True)]
+    return CellColumn.from_codes(codes, cells)
 
 
 def _only_item(raw: Any) -> Any:
@@ -179,25 +314,35 @@ def _only_item(raw: Any) -> Any:
     return raw[0]
 
 
-def parse_columns(columns: Mapping[str, Any]) -> list[Cell]:
+def parse_columns(columns: Mapping[str, Any]) -> CellColumn:
     """Parse several scalar label columns into one row cell each.
 
     ``{"anger": [0, 1], "joy": [1, 1]}`` gives indicator rows ``(0, 1)`` and ``(1, 1)``;
     float columns give vectors. A row with a missing cell in any column is missing; a row
     whose cells are not all numbers is unreadable.
     """
+    import pandas as pd
+
     names = list(columns)
     parsed = [parse_column(columns[name]) for name in names]
     lengths = {len(p) for p in parsed}
     if len(lengths) > 1:
         raise ValueError(f"label columns have different lengths: {sorted(lengths)}")
-    rows: list[Cell] = []
+    n = lengths.pop() if lengths else 0
+    if not n:
+        return CellColumn.from_codes(np.zeros(0, dtype=np.int64), [])
+    # one code per distinct combination of the columns' cells, in order of first appearance
+    combos = pd.DataFrame({i: p.codes for i, p in enumerate(parsed)})
+    codes = combos.groupby(list(combos.columns), sort=False).ngroup().to_numpy(np.int64)
+    firsts = np.unique(codes, return_index=True)[1]
     numeric = (Form.BOOL, Form.INT, Form.INTEGRAL_FLOAT, Form.FLOAT)
-    for cells in zip(*parsed, strict=True):
+    rows: list[Cell] = []
+    for row in firsts.tolist():
+        cells = [p.uniques[p.codes[row]] for p in parsed]
         if any(c.form is Form.MISSING for c in cells):
             rows.append(MISSING)
         elif all(c.form in numeric for c in cells):
             rows.append(_list_cell([float(c.value) for c in cells], "columns"))
         else:
             rows.append(Cell(Form.UNREADABLE, tuple(c.value for c in cells), "columns"))
-    return rows
+    return CellColumn.from_codes(codes, rows)

@@ -41,7 +41,9 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
-from labelwise.labels._cells import Cell, Form, parse_column, parse_columns
+import numpy as np
+
+from labelwise.labels._cells import Cell, CellColumn, Form, parse_column, parse_columns
 from labelwise.errors import AmbiguousTaskError, LabelError
 from labelwise.findings import Finding, Where, format_rows, format_value
 
@@ -149,6 +151,8 @@ def form_word(form: Form) -> str:
 
 
 def _rows_of(cells: Sequence[Cell], pred: Any) -> list[int]:
+    if isinstance(cells, CellColumn):
+        return cells.rows(pred)
     return [i for i, c in enumerate(cells) if pred(c)]
 
 
@@ -278,8 +282,13 @@ class _Inferrer:
         self.positive = positive
         self.split = split
         self.findings: list[Finding] = []
-        self.present = [c for c in cells if c.form is not Form.MISSING]
-        self.forms = Counter(c.form for c in self.present)
+        coded = cells if isinstance(cells, CellColumn) else CellColumn.from_codes(
+            np.arange(len(cells)), list(cells))
+        # each distinct present cell once, with its row count, in order of first appearance
+        self.seen = [(c, n) for c, n in zip(coded.uniques, coded.counts().tolist(), strict=True)
+                     if c.form is not Form.MISSING and n]
+        self.present = [c for c, _ in self.seen]
+        self.forms = self.tally(lambda c: c.form)
 
     # -- helpers ---------------------------------------------------------------------------
     def where(self, rows: Sequence[int] = (), value: Any = None, detail: str = "") -> Where:
@@ -294,8 +303,16 @@ class _Inferrer:
              rows: Sequence[int] = (), value: Any = None) -> None:
         self.findings.append(Finding(code, level, what, self.where(rows, value), fix))  # type: ignore[arg-type]
 
+    def tally(self, key: Any) -> Counter:
+        """Rows per ``key(cell)`` over the present cells (a Counter in first-row order)."""
+        out: Counter = Counter()
+        for cell, n in self.seen:
+            out[key(cell)] += n
+        return out
+
     def container(self) -> str:
-        kinds = Counter(c.container for c in self.present if c.form in _LISTS)
+        kinds = self.tally(lambda c: c.container if c.form in _LISTS else None)
+        kinds.pop(None, None)
         return kinds.most_common(1)[0][0] if kinds else "scalar"
 
     def result(self, task: Task, classes: Sequence[Any], fmt: LabelFormat, evidence: str,
@@ -335,7 +352,7 @@ class _Inferrer:
 
     def _mixed(self) -> LabelError:
         # ["pos", 1, "neg"] or [["a"], "b"] -> one column with several forms
-        by_form = Counter(c.form for c in self.present)
+        by_form = self.tally(lambda c: c.form)
         parts = []
         for form, count in by_form.most_common():
             rows = _rows_of(self.cells, lambda c, f=form: c.form is f)
@@ -424,7 +441,7 @@ class _Inferrer:
 
     # -- families --------------------------------------------------------------------------
     def _strings(self) -> TaskInference:
-        found = Counter(c.value for c in self.present)
+        found = self.tally(lambda c: c.value)
         if self.asked is Task.MULTILABEL:
             # ["joy", "anger"] with task="multilabel" -> each row is a one-name set
             self._check_explicit(found)
@@ -435,12 +452,11 @@ class _Inferrer:
 
     def _bools(self) -> TaskInference:
         # [True, False, True] -> binary with classes (False, True)
-        return self._single_label(Counter(c.value for c in self.present), LabelFormat.BOOLS,
+        return self._single_label(self.tally(lambda c: c.value), LabelFormat.BOOLS,
                                   "bools")
 
     def _numbers(self) -> TaskInference:
         forms = set(self.forms)
-        values = [c.value for c in self.present]
         if self.asked is Task.REGRESSION or Form.FLOAT in forms:
             if self.asked not in (None, Task.REGRESSION):
                 rows = _rows_of(self.cells, lambda c: c.form is Form.FLOAT)
@@ -452,7 +468,7 @@ class _Inferrer:
             return self.result(Task.REGRESSION, (), LabelFormat.FLOATS,
                                f"numeric values in column '{self.col_text}' -> regression",
                                targets=self.columns)
-        found = Counter(int(v) for v in values)
+        found = self.tally(lambda c: int(c.value))
         if Form.INTEGRAL_FLOAT in forms and self.asked is None and not set(found) <= {0, 1}:
             # [1.0, 2.0, 5.0] -> class ids written as floats, or a rating to regress?
             shown = ", ".join(f"{v:.1f}" for v in sorted(found)[:5])
@@ -491,8 +507,11 @@ class _Inferrer:
                         "--task regression if they are measurements")
 
     def _names(self) -> TaskInference:
-        sets = [c.value for c in self.present]
-        found = Counter(name for names in sets for name in names)
+        sets = [c.value for c in self.present]  # each distinct set once
+        found: Counter = Counter()
+        for cell, n in self.seen:
+            for name in cell.value:
+                found[name] += n
         if not found and self.explicit is None:
             # [[], [], []] -> every label set is empty: nothing to learn
             raise self.fail("LW124", f"every row of column '{self.col_text}' has an empty "
@@ -530,7 +549,7 @@ class _Inferrer:
                            f"'{self.col_text}' -> multilabel, {len(found)} labels")
 
     def _rows(self) -> TaskInference:
-        widths = Counter(len(c.value) for c in self.present)
+        widths = self.tally(lambda c: len(c.value))
         if len(widths) > 1:
             # [[0, 1], [0, 0, 1]] -> rows of different width
             common = widths.most_common(1)[0][0]
@@ -574,7 +593,7 @@ class _Inferrer:
                             "pass --task multilabel, or give every row exactly one 1",
                             bad, self.cells[bad[0]].value)
         if self.asked is Task.BINARY and width != 2:
-            hot = Counter(c.value.index(1) for c in self.present)
+            hot = self.tally(lambda c: c.value.index(1))
             stray = [p for p in range(2, width)]
             rows = _rows_of(self.cells, lambda c: c.form is Form.INDICATOR
                             and c.value.index(1) >= 2)

@@ -181,15 +181,9 @@ def default_objective(task: Task) -> tuple[str, str]:
 
 
 def class_counts(data: LoadedData) -> tuple[Counter, int]:
-    _, canon = data.schema.canonical_rows(data.labels("train"))
-    counts: Counter = Counter()
-    n = 0
-    for v in canon:
-        if isinstance(v, Exception):
-            continue
-        n += 1
-        counts.update(v if data.schema.task is Task.MULTILABEL else [v])
-    return counts, n
+    """Training rows per class, and how many training rows fit the schema."""
+    coded = data.schema.code(data.labels("train"))
+    return coded.class_counts(data.schema.task is Task.MULTILABEL)
 
 
 def _as_finding(err: LabelwiseError, source: str | None, prefix: str = "") -> Finding:
