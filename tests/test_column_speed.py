@@ -1,0 +1,204 @@
+"""The label core works on whole columns; the row-by-row code it replaced is the oracle.
+
+Every table hypothesis draws goes through both: task inference, encoding and every audit
+finding must come out the same, message for message and row for row.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rowwise_reference import (ref_audit_frames, ref_canonical_rows, ref_parse,
+                               ref_parse_column, ref_parse_columns)
+
+from labelwise.data.auditing import audit_frames, text_codes, text_key
+from labelwise.errors import LabelError
+from labelwise.labels._cells import CellColumn, parse_column, parse_columns
+from labelwise.labels.inference import _Inferrer, infer_task
+from labelwise.labels.schema import LabelSchema
+
+TEXTS = ["a b", "a  b", " a b", "a\tb", "a\nb ", "Café", "Cafe\u0301", "x", "", "   ", None,
+         "y z", "a\u00a0b", "NA", "1", "a\x1cb", "x\u3000"]
+SCALARS = {
+    "strings": ["pos", "neg", "Pos", "neutral", " pos", "café", "cafe\u0301", "", None],
+    "ints": [0, 1, 2, 1, 0, None],
+    "floats": [0.0, 1.0, 2.0, 2.5, float("nan")],
+    "bools": [True, False, True, None],
+    "mixed": ["pos", 1, 1.0, True, "neg", None, "[1, 0]", ["pos"]],
+    "lists": [["a"], ["a", "b"], [], ["b"], ["c", "a"], None, '["a"]', "[]", "b"],
+    "rows": [[1, 0], [0, 1], [1, 1], [0, 0], [1, 0, 0], None, "[0, 1]"],
+    "one number": [[0], [1], [2], "[1]", None],
+}
+SETTINGS = settings(max_examples=150, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _frame(texts, labels, column="label"):
+    return pd.DataFrame({"text": pd.Series(texts, dtype=object), column: labels})
+
+
+@st.composite
+def tables(draw):
+    """{split: frame} with a label column drawn from one family (sometimes mixed)."""
+    kind = draw(st.sampled_from(sorted(SCALARS)))
+    pool = SCALARS[kind]
+    frames = {}
+    for split in draw(st.sampled_from([("train",), ("train", "valid"),
+                                       ("train", "valid", "test"), ("train", "test")])):
+        n = draw(st.integers(1 if split != "train" else 2, 25))
+        texts = draw(st.lists(st.sampled_from(TEXTS), min_size=n, max_size=n))
+        labels = draw(st.lists(st.sampled_from(pool), min_size=n, max_size=n))
+        series = pd.Series(labels, dtype=object)
+        if kind in ("strings", "ints", "floats") and draw(st.booleans()):
+            series = pd.Series(labels)  # pandas' own dtype (str, Int-like float, float)
+        frames[split] = _frame(texts, series)
+        frames[split].index = frames[split].index + draw(st.integers(0, 3))
+    return frames, draw(st.sampled_from(["auto", "multiclass", "multilabel", "binary"]))
+
+
+def _outcome(fn):
+    try:
+        return ("ok", fn())
+    except LabelError as err:
+        return ("error", err.code, str(err))
+
+
+def _dicts(findings):
+    return [f.to_dict() for f in findings]
+
+
+@SETTINGS
+@given(tables())
+def test_inference_encoding_and_audit_agree_with_the_row_by_row_code(case):
+    frames, task = case
+    train = frames["train"]["label"]
+    new = _outcome(lambda: infer_task(train, column="label", task=task))
+    ref = _outcome(lambda: _Inferrer(ref_parse_column(train), ["label"],
+                                     None if task == "auto" else _task(task), None, None,
+                                     None, "train").run())
+    assert new == ref
+    if new[0] != "ok":
+        found = audit_frames(frames, text_column="text", label_columns=["label"])
+        assert _dicts(found) == _dicts(ref_audit_frames(frames, text_column="text",
+                                                        label_columns=["label"]))
+        return
+    schema = LabelSchema.from_inference(new[1], columns=["label"])
+    for frame in frames.values():
+        cells, canon = schema.canonical_rows(frame["label"])
+        ref_cells, ref_canon = ref_canonical_rows(schema, frame["label"])
+        assert list(cells) == ref_cells
+        assert [repr(v) for v in canon] == [repr(v) for v in ref_canon]
+        values, ok = schema.encode_lenient(frame["label"])
+        assert ok.tolist() == [not isinstance(v, Exception) for v in ref_canon]
+        assert _outcome(lambda f=frame: schema.encode(f["label"]).tolist()) == _outcome(
+            lambda f=frame: _ref_encode(schema, f["label"]))
+    found = audit_frames(frames, text_column="text", label_columns=["label"], schema=schema)
+    assert _dicts(found) == _dicts(ref_audit_frames(frames, text_column="text",
+                                                    label_columns=["label"], schema=schema))
+
+
+def _task(name):
+    from labelwise.labels.inference import Task
+
+    return Task(name)
+
+
+def _ref_encode(schema, values):
+    cells, canon = ref_canonical_rows(schema, values)
+    for row, (cell, value) in enumerate(zip(cells, canon, strict=True)):
+        if isinstance(value, Exception):
+            raise schema._encode_error(CellColumn(np.arange(len(cells)), cells), cells[row],
+                                       value, "data")
+    return schema._to_array(canon).tolist()
+
+
+@SETTINGS
+@given(st.integers(2, 20).flatmap(lambda n: st.tuples(
+    st.lists(st.lists(st.sampled_from([0, 1, 1.0, 0.0, None, 2, 0.5]), min_size=3,
+                      max_size=3), min_size=n, max_size=n),
+    st.lists(st.sampled_from(TEXTS), min_size=n, max_size=n))))
+def test_several_label_columns_agree_with_the_row_by_row_code(case):
+    rows, texts = case
+    frame = pd.DataFrame({"text": pd.Series(texts, dtype=object),
+                          **{c: [r[i] for r in rows] for i, c in enumerate("abc")}})
+    columns = {c: frame[c] for c in "abc"}
+    assert list(parse_columns(columns)) == ref_parse_columns(columns)
+    new = _outcome(lambda: infer_task(frame[list("abc")], column=list("abc")))
+    if new[0] != "ok":
+        return
+    schema = LabelSchema.from_inference(new[1], columns=list("abc"))
+    assert list(schema.parse(frame)) == ref_parse(schema, frame)
+    found = audit_frames({"train": frame}, text_column="text", label_columns=list("abc"),
+                         schema=schema)
+    assert _dicts(found) == _dicts(ref_audit_frames({"train": frame}, text_column="text",
+                                                    label_columns=list("abc"), schema=schema))
+
+
+WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2028\u3000"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.lists(st.sampled_from(
+    list("ab") + list(WHITESPACE) + ["é", "e\u0301", "\u212b", "A\u030a"]), max_size=8
+    ).map("".join)), max_size=30), st.integers(1, 4))
+def test_text_codes_group_rows_exactly_as_text_key_does(texts, n_chunks):
+    import pyarrow as pa
+
+    # as pandas holds a column read by pyarrow: in several chunks
+    bounds = np.linspace(0, len(texts), n_chunks + 1).astype(int)
+    chunked = pa.chunked_array([pa.array(texts[a:b], type=pa.large_string())
+                                for a, b in zip(bounds[:-1], bounds[1:])],
+                               type=pa.large_string())
+    series = pd.Series(pd.arrays.ArrowStringArray(chunked)) if texts else pd.Series(
+        [], dtype="str")
+    half = len(texts) // 2
+    other = pd.Series(texts[:half], dtype=object)  # an object column, another split
+    codes = text_codes({"train": series, "test": other})
+    got = np.concatenate([codes["train"], codes["test"]])
+    keys = [text_key(t) for t in [*texts, *texts[:half]]]
+    assert [c < 0 for c in got] == [k is None for k in keys]
+    for i in range(len(keys)):
+        for j in range(len(keys)):
+            if keys[i] is not None and keys[j] is not None:
+                assert (got[i] == got[j]) == (keys[i] == keys[j]), (keys[i], keys[j])
+
+
+def test_a_column_reads_like_the_list_of_its_cells():
+    values = pd.Series(["pos", None, "neg", "pos", float("nan"), ""], dtype=object)
+    cells = parse_column(values)
+    assert isinstance(cells, CellColumn)
+    assert list(cells) == ref_parse_column(values) and cells == ref_parse_column(values)
+    # None and NaN are one missing value to pandas; "" is missing once parsed
+    assert len(cells.uniques) == 4 and cells.codes.tolist() == [0, 1, 2, 0, 1, 3]
+    assert cells[2].value == "neg" and [c.value for c in cells[:2]] == ["pos", None]
+    assert cells.counts().tolist() == [2, 2, 1, 1]
+
+
+def test_a_million_row_column_is_parsed_once_per_distinct_value(monkeypatch):
+    from labelwise.labels import _cells
+
+    calls = []
+    real = _cells.parse_cell
+    monkeypatch.setattr(_cells, "parse_cell", lambda v, **k: calls.append(v) or real(v, **k))
+    column = pd.Series(np.array(["World", "Sports", "Business", "Sci/Tech"])[
+        np.arange(1_000_000) % 4])
+    cells = parse_column(column)
+    assert len(cells) == 1_000_000 and len(calls) == 4
+    assert cells.counts().tolist() == [250_000] * 4
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf])
+def test_infinite_targets_are_found_column_wise(value):
+    frame = _frame(["a", "b", "c"], [1.5, value, 2.5])
+    schema = LabelSchema.from_inference(infer_task(frame["label"], task="regression"),
+                                        columns=["label"])
+    found = audit_frames({"train": frame}, text_column="text", label_columns=["label"],
+                         schema=schema)
+    assert _dicts(found) == _dicts(ref_audit_frames({"train": frame}, text_column="text",
+                                                    label_columns=["label"], schema=schema))
+    assert [f.code for f in found] == ["LW125"]
