@@ -10,8 +10,8 @@ The sets are built once under ``--work`` (never in the repository) from the shar
 * ``go_emotions`` (multilabel, 28 labels, lists of names): ``train.jsonl`` repeated the same
   way, written as JSONL and as Parquet (a list column).
 
-Per set, as a user runs them, each in its own process (wall time and the child's peak RSS
-from ``wait4``):
+Per set, as a user runs them, each in its own process (wall time, and the child's peak RSS
+from ``wait4`` through ``/usr/bin/time``):
 
 * ``pandas``: ``python -c "import pandas; pandas.read_csv(F)"`` (``read_parquet``,
   ``read_json(lines=True)``), the plain path the targets compare with;
@@ -75,8 +75,8 @@ def build(work: Path, rows: int) -> dict[str, Path]:
 def run(cmd: list[str]) -> dict[str, Any]:
     """Wall time, peak RSS and exit code of one process; other processes' CPU share."""
     busy0, t0 = busy_cpu_seconds(), time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.Popen(peak_rss_wrapper() + cmd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     busy = busy_cpu_seconds() - busy0
@@ -88,6 +88,22 @@ def run(cmd: list[str]) -> dict[str, Any]:
     return {"wall_s": round(wall, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
             "exit": code,
             "other_cpu_share": round(max(busy - own, 0.0) / (wall * os.cpu_count()), 3)}
+
+
+def save(results: list[dict[str, Any]], path: Path) -> None:
+    """The results so far, with the command, the machine and the time (after every set)."""
+    out = {"command": " ".join(sys.argv), "machine": platform.processor()
+           or platform.machine(), "cpus": os.cpu_count(),
+           "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "results": results}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2) + "\n")
+
+
+def peak_rss_wrapper() -> list[str]:
+    """Run children through ``/usr/bin/time``: Linux starts a child's peak RSS at its
+    parent's (the high-water mark survives fork and exec), and this process holds the
+    built sets; ``time`` is small, so its child's peak is the child's own."""
+    return ["/usr/bin/time", "-f", "", "--"]
 
 
 def commands(path: Path) -> dict[str, list[str]]:
@@ -131,12 +147,7 @@ def main() -> None:
                                                    / best["pandas"]["peak_rss_mb"], 2)}
                                   for s, b in best.items() if s != "pandas"}
             results.append(entry)
-            out = {"command": " ".join(sys.argv), "machine": platform.processor() or
-                   platform.machine(), "cpus": os.cpu_count(),
-                   "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                   "results": results}
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+            save(results, Path(args.out))
 
 
 if __name__ == "__main__":

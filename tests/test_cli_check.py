@@ -90,11 +90,14 @@ def test_check_passing_run_imports_no_torch(tmp_path):
     assert "EXIT 0" in proc.stdout and proc.stdout.strip().endswith("HEAVY=")
 
 
-def test_check_reports_truncated_share_per_split_and_warns_when_most(tmp_path):
-    long = "a long sentence that goes on and on about the film and its many scenes"
-    for name, n in (("t.csv", 20), ("v.csv", 4)):
-        pd.DataFrame({"text": [f"{long} {i}" if i % 4 else f"short {i}" for i in range(n)],
-                      "label": ["neg", "pos"] * (n // 2)}).to_csv(tmp_path / name, index=False)
+LONG = "a long sentence that goes on and on about the film and its many scenes"
+
+
+def _check_max_length_8(tmp_path, train_texts, valid_texts):
+    """``check --format json`` with model.max_length 8 on these texts; the LW131 finding."""
+    for name, texts in (("t.csv", train_texts), ("v.csv", valid_texts)):
+        pd.DataFrame({"text": texts, "label": ["neg", "pos"] * (len(texts) // 2)}).to_csv(
+            tmp_path / name, index=False)
     config = tmp_path / "run.yaml"
     config.write_text(f"data: {{train: {tmp_path}/t.csv, valid: {tmp_path}/v.csv}}\n"
                       "model: {max_length: 8}\n")
@@ -102,6 +105,13 @@ def test_check_reports_truncated_share_per_split_and_warns_when_most(tmp_path):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     (warning,) = [f for f in out["findings"] if f["code"] == "LW131"]
+    return config, out, warning
+
+
+def test_check_reports_truncated_share_per_split_and_warns_when_most(tmp_path):
+    config, out, warning = _check_max_length_8(
+        tmp_path, *[[f"{LONG} {i}" if i % 4 else f"short {i}" for i in range(n)]
+                    for n in (20, 4)])
     assert warning["level"] == "warning"
     assert warning["message"].startswith("model.max_length=8 truncates most rows: train 75.0% "
                                          "(15 of 20), validation 75.0% (3 of 4)")
@@ -121,18 +131,8 @@ def test_check_measures_a_large_split_on_a_sample_and_says_so(tmp_path, monkeypa
     from labelwise.plan import truncation
 
     monkeypatch.setattr(truncation, "SAMPLE", 12)
-    long = "a long sentence that goes on and on about the film and its many scenes"
-    pd.DataFrame({"text": [f"{long} {i}" for i in range(40)],
-                  "label": ["neg", "pos"] * 20}).to_csv(tmp_path / "t.csv", index=False)
-    pd.DataFrame({"text": [f"short {i}" for i in range(6)],
-                  "label": ["neg", "pos"] * 3}).to_csv(tmp_path / "v.csv", index=False)
-    config = tmp_path / "run.yaml"
-    config.write_text(f"data: {{train: {tmp_path}/t.csv, valid: {tmp_path}/v.csv}}\n"
-                      "model: {max_length: 8}\n")
-    result = runner.invoke(app, ["check", "--config", str(config), "--format", "json"])
-    assert result.exit_code == 0, result.output
-    out = json.loads(result.stdout)
-    (warning,) = [f for f in out["findings"] if f["code"] == "LW131"]
+    _, _, warning = _check_max_length_8(tmp_path, [f"{LONG} {i}" for i in range(40)],
+                                        [f"short {i}" for i in range(6)])
     # every train row is long: the sample of 12 of 40 says 100%, marked as a sample
     assert warning["message"].startswith("model.max_length=8 truncates most rows: train "
                                          "~100.0% (12 of a sample of 12 of 40), validation "
