@@ -11,7 +11,8 @@ The sets are built once under ``--work`` (never in the repository) from the shar
   way, written as JSONL and as Parquet (a list column).
 
 Per set, as a user runs them, each in its own process (wall time, and the child's peak RSS
-from ``wait4`` through ``/usr/bin/time``):
+from ``wait4``; the sets are built in a process of their own, as a child's peak RSS starts
+at its parent's):
 
 * ``pandas``: ``python -c "import pandas; pandas.read_csv(F)"`` (``read_parquet``,
   ``read_json(lines=True)``), the plain path the targets compare with;
@@ -47,16 +48,26 @@ READERS = {".csv": "read_csv", ".parquet": "read_parquet", ".jsonl": "read_json"
 
 
 def build(work: Path, rows: int) -> dict[str, Path]:
-    """The sets of ``rows`` rows (built once; reused when present)."""
-    import pandas as pd
+    """The sets of ``rows`` rows (built once, in a child process; reused when present)."""
+    paths = _paths(work, rows)
+    if not all(p.exists() for p in paths.values()):
+        subprocess.run([sys.executable, __file__, "--build", str(rows), "--work", str(work)],
+                       check=True)
+    return paths
 
-    work.mkdir(parents=True, exist_ok=True)
-    out = {"ag_news.csv": work / f"ag_news_{rows}.csv",
+
+def _paths(work: Path, rows: int) -> dict[str, Path]:
+    return {"ag_news.csv": work / f"ag_news_{rows}.csv",
            "ag_news.parquet": work / f"ag_news_{rows}.parquet",
            "go_emotions.jsonl": work / f"go_emotions_{rows}.jsonl",
            "go_emotions.parquet": work / f"go_emotions_{rows}.parquet"}
-    if all(p.exists() for p in out.values()):
-        return out
+
+
+def _build_now(work: Path, rows: int) -> None:
+    import pandas as pd
+
+    work.mkdir(parents=True, exist_ok=True)
+    out = _paths(work, rows)
     ag = pd.read_csv(DATA / "ag_news" / "train.csv", dtype=str, keep_default_na=False)
     go = pd.read_json(DATA / "go_emotions" / "train.jsonl", lines=True)[["text", "labels"]]
     for name, base in (("ag_news", ag), ("go_emotions", go)):
@@ -69,14 +80,13 @@ def build(work: Path, rows: int) -> dict[str, Path]:
             big.to_json(out["go_emotions.jsonl"], orient="records", lines=True,
                         force_ascii=False)
         big.to_parquet(out[f"{name}.parquet"], index=False)
-    return out
 
 
 def run(cmd: list[str]) -> dict[str, Any]:
     """Wall time, peak RSS and exit code of one process; other processes' CPU share."""
     busy0, t0 = busy_cpu_seconds(), time.perf_counter()
-    proc = subprocess.Popen(peak_rss_wrapper() + cmd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     busy = busy_cpu_seconds() - busy0
@@ -97,13 +107,6 @@ def save(results: list[dict[str, Any]], path: Path) -> None:
            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "results": results}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
-
-
-def peak_rss_wrapper() -> list[str]:
-    """Run children through ``/usr/bin/time``: Linux starts a child's peak RSS at its
-    parent's (the high-water mark survives fork and exec), and this process holds the
-    built sets; ``time`` is small, so its child's peak is the child's own."""
-    return ["/usr/bin/time", "-f", "", "--"]
 
 
 def commands(path: Path) -> dict[str, list[str]]:
@@ -127,7 +130,11 @@ def main() -> None:
     parser.add_argument("--setups", default="pandas,inspect,check")
     parser.add_argument("--work", default="/tmp/labelwise-scale")
     parser.add_argument("--out", default=str(HERE / "results" / "scale_labels.json"))
+    parser.add_argument("--build", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.build:
+        _build_now(Path(args.work), args.build)
+        return
     results: list[dict[str, Any]] = []
     for rows in [int(r) for r in args.rows.split(",")]:
         paths = build(Path(args.work), rows)

@@ -37,7 +37,7 @@ ROOT = HERE.parent
 DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(HERE))
 from bench_datasets import busy_cpu_seconds  # noqa: E402
-from bench_scale_labels import build, peak_rss_wrapper, save  # noqa: E402
+from bench_scale_labels import build, save  # noqa: E402
 
 CHILD = r'''
 import json, resource, sys, time
@@ -82,7 +82,7 @@ def run(setup: str, train: Path, valid: Path, cache: Path, work: Path) -> dict[s
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "LABELWISE_CACHE": str(cache),
            "HF_DATASETS_CACHE": str(work / "hf-datasets")}
     busy0, t0 = busy_cpu_seconds(), time.perf_counter()
-    proc = subprocess.Popen([*peak_rss_wrapper(), sys.executable, "-c", CHILD, setup, str(train), str(valid),
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, setup, str(train), str(valid),
                              str(work / f"out-{setup}"), str(record)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
