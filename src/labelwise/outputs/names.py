@@ -17,7 +17,8 @@ from labelwise.errors import ConfigError, DataError
 
 __all__ = ["MANIFEST", "METRICS", "TRAIN_LOG", "CARD", "MODEL_CONFIG", "REPORT", "RESUME_PLAN",
            "TUNE_MARKER", "TRIALS", "SEARCH_SUMMARY", "STUDY_DB", "BEST_DIR", "BEST_MARKER",
-           "BEST_LOCK", "partial_output", "partial_state", "not_a_model_dir", "not_an_output_dir", "no_output_dir"]
+           "BEST_LOCK", "partial_output", "partial_state", "not_a_model_dir",
+           "not_an_output_dir", "no_output_dir"]
 
 # a model dir
 MANIFEST = "labelwise.json"  # schema, contract, thresholds, plan, metrics, versions

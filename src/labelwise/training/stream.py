@@ -4,7 +4,9 @@ The input is read twice, both times in chunks (:mod:`labelwise.data.chunks`): a 
 counts the rows, merges every column's type over the whole file and checks the texts (a
 missing text column or a row with no text is refused before the model runs); the second
 pass predicts each chunk with :func:`labelwise.training.predict.predict` (length-sorted
-batches) and appends it to ``.NAME.partial`` beside the output. Row order, columns and
+batches) and appends it to ``.NAME.partial`` beside the output; the freed heap is handed
+back after each chunk (glibc would keep the pages of activations of many shapes, and the
+resident size would creep up chunk after chunk). Row order, columns and
 values are those of predicting the whole file at once.
 
 Nothing half written ever carries the output's name: the partial file is renamed into
@@ -38,6 +40,7 @@ from labelwise.data.io import Table, check_columns
 from labelwise.errors import ConfigError, DataError, OutputError
 from labelwise.outputs.names import MANIFEST, partial_output, partial_state
 from labelwise.outputs.safety import disk_full_errors, hold_output, write_atomic
+from labelwise.training._memory import trim_heap
 from labelwise.training.predict import (
     OnInvalid,
     _invalid_rows,
@@ -162,10 +165,13 @@ def predict_file(*, model_dir: str | Path, input: str | Path, output: str | Path
                                        batch_size=batch_size, on_invalid=on_invalid,
                                        device=device)
             writer.append(i, predicted)
-            rows += len(frame)
+            n = len(frame)
+            del predicted, frame
+            trim_heap()  # the chunk's activations and frames back to the OS: RSS stays flat
+            rows += n
             write_atomic(partial_state(out), json.dumps(
                 {**wanted, "chunks": i + 1, "rows": rows, "bytes": writer.size()}))
-            bar.update(len(frame))
+            bar.update(n)
             if on_progress is not None:
                 on_progress(rows, scanned.rows)
         writer.publish()
