@@ -56,7 +56,7 @@ def test_top_level_verbs_are_callables_even_after_submodule_imports():
             "import labelwise.training.train\n"
             "names = ['audit', 'predict', 'tune', 'train', 'preflight', 'infer_schema',"
             " 'load_splits', 'inspect_data', 'derive_contract', 'check_batch', 'check_targets',"
-            " 'guard_trainer', 'LabelwiseCallback']\n"
+            " 'guard_trainer', 'LabelwiseCallback', 'predict_file']\n"
             "print(all(callable(getattr(labelwise, n)) for n in names))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)

@@ -49,6 +49,7 @@ Style = Literal["python", "cli"]
 OPTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "overwrite": ("--overwrite", "bool", ()),
     "resume": ("--resume", "bool", ()),
+    "chunk_rows": ("--chunk-rows", "value", ()),
     "join": ("--join", "bool", ()),
     "output_dir": ("--output-dir", "value", ()),
     "train": ("--train", "value", ()),

@@ -18,7 +18,6 @@ import typer
 from labelwise.errors import ConfigError, LabelwiseError, MissingDependencyError, PreflightError
 from labelwise.outputs.names import STUDY_DB, TRIALS, TUNE_MARKER, not_an_output_dir
 from labelwise.cli.render import print_findings, print_inspection, print_plan, thresholds_line
-from labelwise.data.io import check_columns, read_table
 
 app = typer.Typer(
     name="labelwise",
@@ -667,52 +666,58 @@ def predict(
         "--threshold", help="Override thresholds: one value for all labels, or one per "
         "label (repeat).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+    chunk_rows: Annotated[int, typer.Option(
+        "--chunk-rows", help="Rows read, predicted and written at a time (memory grows "
+        "with this, not with the file).")] = 4096,
     device: Annotated[str, typer.Option(
         "--device", help="auto (CUDA, else MPS, else CPU), cpu, mps, cuda or cuda:N.")] = "auto",
     on_invalid: Annotated[str, typer.Option(
         "--on-invalid", help="raise (default): rows with no text are an error; skip: they "
         "get an empty label.")] = "raise",
+    resume: Annotated[bool | None, typer.Option(
+        "--resume/--restart", help="An interrupted run of the same prediction is continued "
+        "by default (else started over); --resume: continue it or fail; --restart: always "
+        "start over.", show_default=False)] = None,
 ) -> None:
-    """Predict labels for a file of texts; writes the input rows plus label and scores."""
+    """Predict labels for a file of texts, in chunks; writes the input rows plus label and
+    scores. The output appears only when complete; an interrupted run continues."""
 
     def body() -> None:
         need_extra("train", "predict")
         quiet_libraries()
-        from labelwise.training.predict import load_model
-        from labelwise.training.predict import predict as run_predict
+        from labelwise.training.stream import predict_file
 
-        loaded = load_model(model_dir)
-        column = text_column or loaded.manifest.get("text_column") or "text"
-        pair = loaded.manifest.get("text_pair_column")
-        table = read_table(input_file, split="input", text_columns=[column, *([pair] if pair
-                                                                              else [])])
-        check_columns(table, [column, *([pair] if pair else [])], split="input", role="text")
-        frame = table.frame
         thr = None if not threshold else threshold[0] if len(threshold) == 1 else threshold
-        preds = run_predict(model_dir, frame, text_column=column, text_pair_column=pair,
-                            thresholds=thr, batch_size=batch_size, on_invalid=on_invalid,
-                            device=device)
-        out = frame.reset_index(drop=True).join(preds.to_frame().add_prefix("pred_")
-                                                if "label" in frame.columns else
-                                                preds.to_frame())
-        _write_frame(out, Path(output))
-        _console().print(f"[green]wrote[/] {len(out)} predictions to {output}")
+        with _rows_bar() as on_progress:
+            done = predict_file(model_dir=model_dir, input=input_file, output=output,
+                                text_column=text_column, thresholds=thr,
+                                batch_size=batch_size, chunk_rows=chunk_rows,
+                                on_invalid=on_invalid, device=device, resume=resume,
+                                on_progress=on_progress)
+        notes = [f"{done.skipped} skipped"] if done.skipped else []
+        if done.resumed_rows:
+            notes.append(f"continued after row {done.resumed_rows}")
+        note = f" ({', '.join(notes)})" if notes else ""
+        _console().print(f"[green]wrote[/] {done.rows} predictions to {output}{note}")
 
     run_safely(body)
 
 
-def _write_frame(frame: Any, path: Path) -> None:
-    suffix = path.suffix.lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        frame.to_csv(path, index=False)
-    elif suffix in (".jsonl", ".ndjson"):
-        frame.to_json(path, orient="records", lines=True, force_ascii=False)
-    elif suffix in (".parquet", ".pq"):
-        frame.to_parquet(path)
-    else:
-        raise ConfigError(f"unknown output type '{suffix}'", where=f"file {path}",
-                          fix="write to .csv, .jsonl or .parquet", code="LW341")
+@contextlib.contextmanager
+def _rows_bar() -> Iterator[Any]:
+    """A rich bar of rows on stderr, fed as ``on_progress(done, total)``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import TimeRemainingColumn
+
+    with Progress(TextColumn("predicting"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=_console(stderr=True),
+                  transient=True) as bar:
+        task = bar.add_task("rows", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
 
 
 def _check_format(fmt: str) -> None:

@@ -17,7 +17,8 @@ from labelwise.errors import ConfigError, DataError
 
 __all__ = ["MANIFEST", "METRICS", "TRAIN_LOG", "CARD", "MODEL_CONFIG", "REPORT", "RESUME_PLAN",
            "TUNE_MARKER", "TRIALS", "SEARCH_SUMMARY", "STUDY_DB", "BEST_DIR", "BEST_MARKER",
-           "BEST_LOCK", "not_a_model_dir", "not_an_output_dir", "no_output_dir"]
+           "BEST_LOCK", "partial_output", "partial_state", "not_a_model_dir",
+           "not_an_output_dir", "no_output_dir"]
 
 # a model dir
 MANIFEST = "labelwise.json"  # schema, contract, thresholds, plan, metrics, versions
@@ -36,6 +37,21 @@ STUDY_DB = "study.db"
 BEST_DIR = "best"  # the best trial's model dir
 BEST_MARKER = ".best.json"  # which trial best/ holds, and its value
 BEST_LOCK = ".best.lock"  # taken by every process of a search that publishes best/
+# a predictions file (labelwise predict): built beside the final name, renamed in when complete
+_PARTIAL = ".{name}.partial"  # the rows done so far (a folder of parts for Parquet)
+_PARTIAL_STATE = ".{name}.partial.json"  # what the partial rows were predicted for
+
+
+def partial_output(path: str | Path) -> Path:
+    """Where an unfinished predictions file ``path`` is built: ``.NAME.partial`` beside it."""
+    path = Path(path)
+    return path.with_name(_PARTIAL.format(name=path.name))
+
+
+def partial_state(path: str | Path) -> Path:
+    """The resume record of an unfinished predictions file: ``.NAME.partial.json``."""
+    path = Path(path)
+    return path.with_name(_PARTIAL_STATE.format(name=path.name))
 
 
 def not_a_model_dir(path: str | Path) -> DataError:
