@@ -47,6 +47,8 @@ _LAZY = {
     "tune": "labelwise.tuning",
     "SearchResult": "labelwise.tuning",
     "predict": "labelwise.training.predict",
+    "export": "labelwise.training.export",
+    "ExportResult": "labelwise.training.export",
     "find_label_errors": "labelwise.training.label_errors",
     "LabelErrors": "labelwise.scoring.label_errors",
     "Predictions": "labelwise.training.predict",
@@ -70,6 +72,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from labelwise.scoring.label_errors import LabelErrors
     from labelwise.training.label_errors import find_label_errors
     from labelwise.training.predict import Predictions, predict
+    from labelwise.training.export import ExportResult, export
     from labelwise.plan.preflight import Plan, check, preflight
     from labelwise.labels.schema import LabelSchema, infer_schema
     from labelwise.training.train import TrainResult, train

@@ -672,6 +672,9 @@ def predict(
     on_invalid: Annotated[str, typer.Option(
         "--on-invalid", help="raise (default): rows with no text are an error; skip: they "
         "get an empty label.")] = "raise",
+    runtime: Annotated[str, typer.Option(
+        "--runtime", help="auto (onnx for a dir labelwise export wrote, else torch), torch "
+        "or onnx.")] = "auto",
 ) -> None:
     """Predict labels for a file of texts; writes the input rows plus label and scores."""
 
@@ -681,7 +684,7 @@ def predict(
         from labelwise.training.predict import load_model
         from labelwise.training.predict import predict as run_predict
 
-        loaded = load_model(model_dir)
+        loaded = load_model(model_dir, runtime=runtime)
         column = text_column or loaded.manifest.get("text_column") or "text"
         pair = loaded.manifest.get("text_pair_column")
         table = read_table(input_file, split="input", text_columns=[column, *([pair] if pair
@@ -691,12 +694,40 @@ def predict(
         thr = None if not threshold else threshold[0] if len(threshold) == 1 else threshold
         preds = run_predict(model_dir, frame, text_column=column, text_pair_column=pair,
                             thresholds=thr, batch_size=batch_size, on_invalid=on_invalid,
-                            device=device)
+                            device=device, runtime=runtime)
         out = frame.reset_index(drop=True).join(preds.to_frame().add_prefix("pred_")
                                                 if "label" in frame.columns else
                                                 preds.to_frame())
         _write_frame(out, Path(output))
         _console().print(f"[green]wrote[/] {len(out)} predictions to {output}")
+
+    run_safely(body)
+
+
+@app.command("export")
+def export_command(
+    model_dir: Annotated[str, typer.Argument(help="A model dir from labelwise train/tune.")],
+    fmt: Annotated[str, typer.Option("--format", help="onnx.")] = "onnx",
+    quantize: Annotated[str | None, typer.Option(
+        "--quantize", help="int8 (dynamic quantization); leave out for fp32.")] = None,
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", help="The exported dir (default MODEL_DIR-onnx or "
+        "MODEL_DIR-onnx-int8 beside MODEL_DIR).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite",
+                         help="Replace an existing export.")] = False,
+) -> None:
+    """Export a model dir to ONNX for fast CPU serving (predict it with --runtime onnx)."""
+
+    def body() -> None:
+        need_extra("train", "export")
+        quiet_libraries()
+        from labelwise.training.export import export
+
+        done = export(model_dir=model_dir, format=fmt, quantize=quantize,
+                      output_dir=_path(output) if output else None, overwrite=overwrite)
+        kind = f"{done.format} {done.quantize or 'fp32'}"
+        _console().print(f"[green]exported[/] {kind} ({done.size_bytes / 2**20:.1f} MiB) to "
+                         f"{done.output_dir}")
 
     run_safely(body)
 
