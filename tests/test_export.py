@@ -125,6 +125,8 @@ def test_the_export_dir_carries_the_manifest_and_where_it_came_from(exported):
         assert manifest[key] == source[key]
     info = manifest["export"]
     assert info["format"] == "onnx" and info["quantize"] is None
+    assert info["optimized"] is True  # a BERT: attention and layer norms fused
+    assert info["exporter"].startswith("torch.onnx.export")
     assert info["source"]["path"] == str(model_dir)
     assert info["source"]["fingerprint"] == f"sha256:{done.source_fingerprint}"
     assert done.source_fingerprint == export_module.fingerprint(model_dir)

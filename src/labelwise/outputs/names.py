@@ -5,9 +5,10 @@ A model dir (``labelwise train``'s output dir, ``labelwise tune``'s ``best/``) h
 :data:`MANIFEST`, :data:`METRICS`, :data:`TRAIN_LOG`, :data:`CARD` and a
 ``save_pretrained`` model (:data:`MODEL_CONFIG`, weights (:data:`TORCH_WEIGHTS`),
 tokenizer); see :mod:`labelwise.outputs.model_dir`. An exported dir (``labelwise export``)
-holds :data:`MANIFEST`, :data:`MODEL_CONFIG`, the tokenizer and :data:`ONNX_MODEL`. A search's output dir holds :data:`TUNE_MARKER`,
-:data:`TRIALS`, :data:`SEARCH_SUMMARY`, :data:`STUDY_DB` (the default Optuna storage) and
-:data:`BEST_DIR`; both kinds get :data:`REPORT`.
+holds :data:`MANIFEST`, :data:`MODEL_CONFIG`, the tokenizer and :data:`ONNX_MODEL`. A search's
+output dir holds :data:`TUNE_MARKER`, :data:`TRIALS`, :data:`SEARCH_SUMMARY`,
+:data:`STUDY_DB` (the default Optuna storage) and :data:`BEST_DIR`; both kinds of output dir
+get :data:`REPORT`.
 """
 
 from __future__ import annotations

@@ -7,10 +7,14 @@ files and :data:`~labelwise.outputs.names.ONNX_MODEL`; no PyTorch weights. Predi
 through the same tokenization, length-sorted batches and decision rule as the PyTorch
 model; only the forward pass runs in ONNX Runtime.
 
-The graph comes from ``torch.onnx.export`` (the ``torch.export``-based exporter, dynamic
-batch and sequence axes); ``quantize="int8"`` is ONNX Runtime's dynamic quantization
-(``onnxruntime.quantization.quantize_dynamic``: int8 weights, activations quantized per
-batch at run time). The dir is built beside the output dir and published by one rename,
+The graph comes from ``torch.onnx.export`` (dynamic batch and sequence axes) on the model
+with eager attention, then ONNX Runtime's transformer optimizer fuses attention, layer
+norms and GELU for a BERT-family model (kept only when the fused graph gives the PyTorch
+logits on a padded example). On torch 2.13 both exporters work for BERT; the TorchScript
+one is used because ONNX Runtime's fusions recognize its graph (the ``torch.export``-based
+graph, the fallback, runs unfused). ``quantize="int8"`` is ONNX Runtime's dynamic
+quantization (``onnxruntime.quantization.quantize_dynamic``: int8 weights, activations
+quantized per batch at run time). The dir is built beside the output dir and published by one rename,
 under the output dir's lock, so a failed export leaves no half-written dir.
 """
 
@@ -38,7 +42,6 @@ __all__ = ["ExportResult", "export", "FORMATS", "QUANTIZATIONS", "OnnxModel", "l
 FORMATS = ("onnx",)
 QUANTIZATIONS = ("int8",)
 SERVE_MODULES = ("onnxruntime", "onnx", "onnxscript")  # what the 'serve' extra brings
-OPSET = 18
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -186,38 +189,89 @@ def export(*, model_dir: str | Path, format: str = "onnx", quantize: str | None 
 def _build(source: Path, final: Path, work: Path, quantize: str | None, *,
            verbose: bool) -> tuple[int, dict[str, Any]]:
     """Tokenizer files, ``config.json`` and the ONNX model into ``final``."""
-    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from labelwise.training.progress import quiet_libraries
 
     with quiet_libraries(verbose):
-        model = AutoModelForSequenceClassification.from_pretrained(source).eval()
+        # eager attention: the graph ONNX Runtime's transformer optimizer fuses
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, attn_implementation="eager").eval()
         tokenizer = AutoTokenizer.from_pretrained(source)
     tokenizer.save_pretrained(final)
     shutil.copy2(source / MODEL_CONFIG, final / MODEL_CONFIG)
-    example = tokenizer(["a first example text", "a second one"], padding=True,
-                        return_tensors="pt")
+    example = tokenizer(["a first example text", "a second, longer example text here"],
+                        padding=True, return_tensors="pt")
+    example["attention_mask"][0, -3:] = 0  # a padded row: the fused graph must mask it
     names = [n for n in _INPUTS if n in example]
-    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    fp32 = (work / "fp32" if quantize else final) / ONNX_MODEL
-    fp32.parent.mkdir(parents=True, exist_ok=True)
+    feeds = {n: example[n] for n in names}
+    raw, fused = work / "raw" / ONNX_MODEL, work / "fused" / ONNX_MODEL
+    raw.parent.mkdir(parents=True)
+    fused.parent.mkdir(parents=True)
     with _quiet(verbose):
-        program = torch.onnx.export(
-            model, (), kwargs={n: example[n] for n in names}, dynamo=True, opset_version=OPSET,
-            input_names=names, output_names=["logits"],
-            dynamic_shapes={n: {0: batch, 1: seq} for n in names}, verbose=False)
-        program.save(str(fp32), external_data=None)  # inline below 2 GB
-    facts: dict[str, Any] = {"inputs": names, "opset": OPSET,
-                             "exporter": "torch.onnx.export (dynamo)"}
-    if quantize == "int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        exporter = _export_graph(model, feeds, names, raw)
+        reference = model(**feeds).logits.detach().numpy()
+        graph, optimized = raw, _optimize(model.config, raw, fused, feeds, reference)
+        if optimized:
+            graph = fused
+        facts: dict[str, Any] = {"inputs": names, "exporter": exporter,
+                                 "optimized": optimized}
+        if quantize == "int8":
+            import onnx
+            from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        with _quiet(verbose):
-            quantize_dynamic(fp32, final / ONNX_MODEL, weight_type=QuantType.QInt8)
-        facts["quantization"] = "onnxruntime.quantization.quantize_dynamic (QInt8 weights)"
+            quantize_dynamic(graph, final / ONNX_MODEL, weight_type=QuantType.QInt8,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+            facts["quantization"] = ("onnxruntime.quantization.quantize_dynamic "
+                                     "(QInt8 weights)")
+        else:
+            shutil.move(graph, final / ONNX_MODEL)
     size = sum(p.stat().st_size for p in final.iterdir() if p.name.startswith(ONNX_MODEL))
     return size, facts
+
+
+def _export_graph(model: Any, feeds: dict[str, Any], names: list[str], path: Path) -> str:
+    """``torch.onnx.export`` with dynamic batch and sequence axes: the TorchScript exporter
+    (its graph is the one ONNX Runtime fuses), else the ``torch.export``-based one."""
+    import torch
+
+    try:
+        torch.onnx.export(model, (), str(path), kwargs=feeds, dynamo=False, opset_version=17,
+                          input_names=names, output_names=["logits"],
+                          dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names},
+                                        "logits": {0: "batch"}})
+        return "torch.onnx.export (TorchScript)"
+    except Exception:  # noqa: BLE001 - a torch without the TorchScript exporter
+        for stale in path.parent.iterdir():
+            stale.unlink()
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    program = torch.onnx.export(model, (), kwargs=feeds, dynamo=True, opset_version=18,
+                                input_names=names, output_names=["logits"],
+                                dynamic_shapes={n: {0: batch, 1: seq} for n in names})
+    program.save(str(path), external_data=None)  # inline below 2 GB
+    return "torch.onnx.export (dynamo)"
+
+
+_FUSED_TYPES = {"bert", "roberta", "xlm-roberta", "camembert", "electra"}
+
+
+def _optimize(config: Any, raw: Path, fused: Path, feeds: dict[str, Any],
+              reference: np.ndarray) -> bool:
+    """ONNX Runtime's transformer fusions (attention, embedding and skip layer norms, GELU)
+    into ``fused``, kept only when the fused graph gives the PyTorch model's logits."""
+    if getattr(config, "model_type", None) not in _FUSED_TYPES:
+        return False
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        optimized = optimize_model(str(raw), model_type="bert",
+                                   num_heads=int(config.num_attention_heads),
+                                   hidden_size=int(config.hidden_size))
+        optimized.save_model_to_file(str(fused))
+        got = OnnxModel(fused).logits({k: v.numpy() for k, v in feeds.items()})
+    except Exception:  # noqa: BLE001 - an architecture the fusions do not know: unfused
+        return False
+    return bool(np.allclose(got, reference, atol=1e-4, rtol=1e-3))
 
 
 @contextlib.contextmanager
