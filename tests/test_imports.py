@@ -53,10 +53,10 @@ def test_core_imports_without_heavy_packages_installed():
 
 def test_top_level_verbs_are_callables_even_after_submodule_imports():
     code = ("import labelwise, labelwise.data.auditing, labelwise.training.predict, labelwise.tuning\n"
-            "import labelwise.training.train\n"
+            "import labelwise.training.train, labelwise.training.export\n"
             "names = ['audit', 'predict', 'tune', 'train', 'preflight', 'infer_schema',"
             " 'load_splits', 'inspect_data', 'derive_contract', 'check_batch', 'check_targets',"
-            " 'guard_trainer', 'LabelwiseCallback', 'predict_file']\n"
+            " 'guard_trainer', 'LabelwiseCallback', 'predict_file', 'export']\n"
             "print(all(callable(getattr(labelwise, n)) for n in names))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)

@@ -49,6 +49,8 @@ _LAZY = {
     "predict": "labelwise.training.predict",
     "predict_file": "labelwise.training.stream",
     "PredictedFile": "labelwise.training.stream",
+    "export": "labelwise.training.export",
+    "ExportResult": "labelwise.training.export",
     "find_label_errors": "labelwise.training.label_errors",
     "LabelErrors": "labelwise.scoring.label_errors",
     "Predictions": "labelwise.training.predict",
@@ -73,6 +75,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from labelwise.training.label_errors import find_label_errors
     from labelwise.training.predict import Predictions, predict
     from labelwise.training.stream import PredictedFile, predict_file
+    from labelwise.training.export import ExportResult, export
     from labelwise.plan.preflight import Plan, check, preflight
     from labelwise.labels.schema import LabelSchema, infer_schema
     from labelwise.training.train import TrainResult, train

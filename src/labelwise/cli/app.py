@@ -678,6 +678,9 @@ def predict(
         "--resume/--restart", help="An interrupted run of the same prediction is continued "
         "by default (else started over); --resume: continue it or fail; --restart: always "
         "start over.", show_default=False)] = None,
+    runtime: Annotated[str, typer.Option(
+        "--runtime", help="auto (onnx for a dir labelwise export wrote, else torch), torch "
+        "or onnx.")] = "auto",
 ) -> None:
     """Predict labels for a file of texts, in chunks; writes the input rows plus label and
     scores. The output appears only when complete; an interrupted run continues."""
@@ -692,7 +695,8 @@ def predict(
             done = predict_file(model_dir=model_dir, input=input_file, output=output,
                                 text_column=text_column, thresholds=thr,
                                 batch_size=batch_size, chunk_rows=chunk_rows,
-                                on_invalid=on_invalid, device=device, resume=resume,
+                                on_invalid=on_invalid, device=device, runtime=runtime,
+                                resume=resume,
                                 on_progress=on_progress)
         notes = [f"{done.skipped} skipped"] if done.skipped else []
         if done.resumed_rows:
@@ -718,6 +722,34 @@ def _rows_bar() -> Iterator[Any]:
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+@app.command("export")
+def export_command(
+    model_dir: Annotated[str, typer.Argument(help="A model dir from labelwise train/tune.")],
+    fmt: Annotated[str, typer.Option("--format", help="onnx.")] = "onnx",
+    quantize: Annotated[str | None, typer.Option(
+        "--quantize", help="int8 (dynamic quantization); leave out for fp32.")] = None,
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", help="The exported dir (default MODEL_DIR-onnx or "
+        "MODEL_DIR-onnx-int8 beside MODEL_DIR).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite",
+                         help="Replace an existing export.")] = False,
+) -> None:
+    """Export a model dir to ONNX for fast CPU serving (predict it with --runtime onnx)."""
+
+    def body() -> None:
+        need_extra("train", "export")
+        quiet_libraries()
+        from labelwise.training.export import export
+
+        done = export(model_dir=model_dir, format=fmt, quantize=quantize,
+                      output_dir=_path(output) if output else None, overwrite=overwrite)
+        kind = f"{done.format} {done.quantize or 'fp32'}"
+        _console().print(f"[green]exported[/] {kind} ({done.size_bytes / 2**20:.1f} MiB) to "
+                         f"{done.output_dir}")
+
+    run_safely(body)
 
 
 def _check_format(fmt: str) -> None:

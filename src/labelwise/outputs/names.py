@@ -3,10 +3,12 @@ for a directory that is not one.
 
 A model dir (``labelwise train``'s output dir, ``labelwise tune``'s ``best/``) holds
 :data:`MANIFEST`, :data:`METRICS`, :data:`TRAIN_LOG`, :data:`CARD` and a
-``save_pretrained`` model (:data:`MODEL_CONFIG`, weights, tokenizer); see
-:mod:`labelwise.outputs.model_dir`. A search's output dir holds :data:`TUNE_MARKER`,
-:data:`TRIALS`, :data:`SEARCH_SUMMARY`, :data:`STUDY_DB` (the default Optuna storage) and
-:data:`BEST_DIR`; both kinds get :data:`REPORT`.
+``save_pretrained`` model (:data:`MODEL_CONFIG`, weights (:data:`TORCH_WEIGHTS`),
+tokenizer); see :mod:`labelwise.outputs.model_dir`. An exported dir (``labelwise export``)
+holds :data:`MANIFEST`, :data:`MODEL_CONFIG`, the tokenizer and :data:`ONNX_MODEL`. A search's
+output dir holds :data:`TUNE_MARKER`, :data:`TRIALS`, :data:`SEARCH_SUMMARY`,
+:data:`STUDY_DB` (the default Optuna storage) and :data:`BEST_DIR`; both kinds of output dir
+get :data:`REPORT`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 
 from labelwise.errors import ConfigError, DataError
 
-__all__ = ["MANIFEST", "METRICS", "TRAIN_LOG", "CARD", "MODEL_CONFIG", "REPORT", "RESUME_PLAN",
+__all__ = ["MANIFEST", "METRICS", "TRAIN_LOG", "CARD", "MODEL_CONFIG", "TORCH_WEIGHTS",
+           "ONNX_MODEL", "REPORT", "RESUME_PLAN",
            "TUNE_MARKER", "TRIALS", "SEARCH_SUMMARY", "STUDY_DB", "BEST_DIR", "BEST_MARKER",
            "BEST_LOCK", "partial_output", "partial_state", "not_a_model_dir",
            "not_an_output_dir", "no_output_dir"]
@@ -26,6 +29,9 @@ METRICS = "metrics.json"  # the full metrics of every evaluated split
 TRAIN_LOG = "train_log.jsonl"  # the training log, one record per line
 CARD = "README.md"  # the model card
 MODEL_CONFIG = "config.json"  # Transformers' model config (save_pretrained)
+TORCH_WEIGHTS = "*.safetensors"  # the PyTorch weights save_pretrained writes
+# an exported dir (labelwise export): MANIFEST, MODEL_CONFIG, the tokenizer and
+ONNX_MODEL = "model.onnx"  # the ONNX graph with its weights, fp32 or int8
 # an output dir of train or tune
 REPORT = "report.html"
 RESUME_PLAN = "plan.json"  # in an unfinished run: what the checkpoints were trained for

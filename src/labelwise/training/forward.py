@@ -2,10 +2,14 @@
 
 Transformers 5.x's ``Trainer.predict`` returns rows in length-grouped order when length
 grouping is on; labelwise never relies on it. Every prediction and every final evaluation
-goes through :func:`predict_logits`, whose output row ``i`` is input row ``i``.
+goes through :func:`predict_logits`, whose output row ``i`` is input row ``i``; an exported
+ONNX model goes through :func:`onnx_logits`, the same batches with another forward pass.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,7 +18,32 @@ from torch.utils.data import DataLoader
 from labelwise.training.batching import Collator, EncodedDataset, SortedBatchSampler
 from labelwise.training.tokens import Encoded
 
-__all__ = ["predict_logits"]
+__all__ = ["predict_logits", "onnx_logits"]
+
+
+def _batches(encoded: Encoded, pad_id: int, batch_size: int
+             ) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+    """``(row ids, padded batch)`` in length-sorted batches."""
+    dataset = EncodedDataset(encoded, None)
+    loader = DataLoader(dataset, batch_sampler=SortedBatchSampler(dataset.lengths, batch_size),
+                        collate_fn=Collator(pad_id), num_workers=0)
+    for batch in loader:
+        rows = batch.pop("row_ids").numpy()
+        yield rows, batch
+
+
+def _scatter(encoded: Encoded, pad_id: int, batch_size: int, width: int,
+             forward: Callable[[dict[str, torch.Tensor]], np.ndarray]) -> np.ndarray:
+    """``forward``'s logits of every batch, put back in input order."""
+    out: np.ndarray | None = None
+    for rows, batch in _batches(encoded, pad_id, batch_size):
+        logits = forward(batch)
+        if out is None:
+            out = np.zeros((len(encoded), logits.shape[1]), dtype=np.float32)
+        out[rows] = logits
+    if out is None:
+        return np.zeros((0, width), dtype=np.float32)
+    return out
 
 
 @torch.inference_mode()
@@ -23,26 +52,26 @@ def predict_logits(model: torch.nn.Module, encoded: Encoded, *, pad_id: int,
     """Logits ``[n, num_labels]`` for every row of ``encoded``, in input order, in fp32, on
     ``device`` (the model is moved there) or where the model is (after training: the
     device it trained on)."""
-    dataset = EncodedDataset(encoded, None)
-    loader = DataLoader(dataset, batch_sampler=SortedBatchSampler(dataset.lengths, batch_size),
-                        collate_fn=Collator(pad_id), num_workers=0)
     was_training = model.training
     model.eval()
     if device is not None:
         model.to(device)
     target = next(model.parameters()).device
-    out: np.ndarray | None = None
+
+    def forward(batch: dict[str, torch.Tensor]) -> np.ndarray:
+        logits = model(**{k: v.to(target) for k, v in batch.items()}).logits
+        return logits.float().cpu().numpy()
+
     try:
-        for batch in loader:
-            rows = batch.pop("row_ids").numpy()
-            logits = model(**{k: v.to(target) for k, v in batch.items()}).logits
-            logits = logits.float().cpu().numpy()
-            if out is None:
-                out = np.zeros((len(dataset), logits.shape[1]), dtype=np.float32)
-            out[rows] = logits
+        return _scatter(encoded, pad_id, batch_size,
+                        int(getattr(model.config, "num_labels", 1)), forward)
     finally:
         model.train(was_training)
-    if out is None:
-        width = int(getattr(model.config, "num_labels", 1))
-        return np.zeros((0, width), dtype=np.float32)
-    return out
+
+
+def onnx_logits(model: Any, encoded: Encoded, *, pad_id: int,
+                batch_size: int = 64) -> np.ndarray:
+    """:func:`predict_logits` for an exported model (``labelwise.training.export.OnnxModel``):
+    the same length-sorted batches, the forward pass in ONNX Runtime."""
+    return _scatter(encoded, pad_id, batch_size, model.num_labels,
+                    lambda batch: model.logits({k: v.numpy() for k, v in batch.items()}))

@@ -4,11 +4,18 @@ Loading checks that ``labelwise.json``'s schema matches ``config.json``'s label 
 are per class in schema order; decisions follow the contract: argmax (multiclass), the
 tuned threshold on the positive class (binary), per-label tuned thresholds (multilabel),
 identity (regression). Thresholds can be overridden per call. Rows come back in input order.
+
+The runtime: ``torch`` (the saved PyTorch model) or ``onnx`` (the ONNX model of a dir
+``labelwise export`` wrote, run by ONNX Runtime on the CPU); ``auto`` (the default) is
+``onnx`` when the dir holds an ONNX model, else ``torch``. Both share the tokenization,
+the length-sorted batches and the decision rule; only the forward pass differs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,12 +27,15 @@ import numpy as np
 from labelwise.errors import ConfigError, DataError
 from labelwise.labels.schema import LabelSchema
 from labelwise.outputs.model_dir import read_manifest
-from labelwise.outputs.names import MANIFEST, not_a_model_dir
+from labelwise.outputs.names import MANIFEST, ONNX_MODEL, TORCH_WEIGHTS, not_a_model_dir
 from labelwise.plan.contract import DecisionRule, HeadContract
 from labelwise.scoring.decisions import decide, scores_from_logits
 from labelwise.training.tokens import encode_texts
 
-__all__ = ["Predictions", "LoadedModel", "load_model", "predict"]
+__all__ = ["Predictions", "LoadedModel", "load_model", "predict", "RUNTIMES"]
+
+Runtime = Literal["auto", "torch", "onnx"]
+RUNTIMES = ("auto", "torch", "onnx")
 
 
 @dataclass(frozen=True)
@@ -74,13 +84,15 @@ class Predictions:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model dir in memory: model, tokenizer, manifest, schema."""
+    """A model dir in memory: model, tokenizer, manifest, schema, and the runtime the model
+    runs in (``torch``: a Transformers model; ``onnx``: an ONNX Runtime session)."""
 
     path: Path
     model: Any
     tokenizer: Any
     manifest: dict[str, Any]
     schema: LabelSchema
+    runtime: str = "torch"
 
     @property
     def contract(self) -> dict[str, Any]:
@@ -88,27 +100,69 @@ class LoadedModel:
 
 
 @functools.lru_cache(maxsize=4)
-def _load(path: str, stamp: float) -> LoadedModel:  # stamp: reload when the dir is replaced
+def _load(path: str, stamp: float, runtime: str = "torch") -> LoadedModel:
+    # stamp: reload when the dir is replaced
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     manifest, schema = read_manifest(path)
-    model = AutoModelForSequenceClassification.from_pretrained(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
+    if runtime == "onnx":
+        from labelwise.training.export import load_onnx
+
+        return LoadedModel(Path(path), load_onnx(Path(path)), tokenizer, manifest, schema,
+                           "onnx")
+    model = AutoModelForSequenceClassification.from_pretrained(path)
     model.eval()
     return LoadedModel(Path(path), model, tokenizer, manifest, schema)
 
 
-def load_model(model_dir: str | Path) -> LoadedModel:
-    """Load (and cache) a model dir written by ``labelwise train`` or ``tune``.
+def resolve_runtime(path: Path, runtime: str) -> str:
+    """``torch`` or ``onnx`` for the model dir ``path``; ``auto``: ``onnx`` when it holds an
+    ONNX model (a dir ``labelwise export`` wrote), else ``torch``.
 
     Raises:
-        DataError: Not a labelwise model dir.
+        ConfigError: An unknown runtime.
+        DataError: ``onnx`` for a dir with no ONNX model, ``torch`` for one with no PyTorch
+            weights.
+    """
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"unknown runtime {runtime!r}", where="--runtime",
+                          fix="pass --runtime auto, torch or onnx", code="LW343")
+    has_onnx = (path / ONNX_MODEL).is_file()
+    has_torch = any(path.glob(TORCH_WEIGHTS))
+    if runtime == "auto":
+        return "onnx" if has_onnx else "torch"
+    if runtime == "onnx" and not has_onnx:
+        raise DataError(f"the model dir holds no ONNX model ({ONNX_MODEL})",
+                        where=f"file {path}", fix=f"run labelwise export {path} --format onnx "
+                        "and predict with the dir it writes, or pass --runtime torch",
+                        code="LW414")
+    if runtime == "torch" and not has_torch:
+        source = ""
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            source = json.loads((path / MANIFEST).read_text())["export"]["source"]["path"]
+        fix = (f"pass --runtime onnx, or predict with the model dir it was exported from"
+               f"{f' ({source})' if source else ''}")
+        raise DataError("the model dir holds no PyTorch weights (an ONNX export)",
+                        where=f"file {path}", fix=fix, code="LW414")
+    return runtime
+
+
+def load_model(model_dir: str | Path, *, runtime: Runtime = "torch") -> LoadedModel:
+    """Load (and cache) a model dir written by ``labelwise train``, ``tune`` or ``export``,
+    for the runtime ``torch``, ``onnx`` or ``auto`` (see :func:`resolve_runtime`).
+
+    Raises:
+        ConfigError: An unknown runtime.
+        DataError: Not a labelwise model dir, or none for that runtime.
         SchemaMismatchError: ``labelwise.json`` and ``config.json`` disagree.
+        MissingDependencyError: ``onnx`` without the 'serve' extra.
     """
     path = Path(model_dir).expanduser().resolve()
     if not (path / MANIFEST).exists():
         raise not_a_model_dir(path)
-    return _load(str(path), (path / MANIFEST).stat().st_mtime_ns)
+    chosen = resolve_runtime(path, runtime)
+    return _load(str(path), (path / MANIFEST).stat().st_mtime_ns, chosen)
 
 
 def _threshold_values(loaded: LoadedModel, override: Any) -> tuple[float, ...] | None:
@@ -238,7 +292,7 @@ def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
             text_column: str | None = None, text_pair_column: str | None = None,
             thresholds: float | Sequence[float] | Mapping[str, float] | None = None,
             batch_size: int = 64, on_invalid: OnInvalid = "raise", device: str = "auto",
-            verbose: bool = False) -> Predictions:
+            runtime: Runtime = "auto", verbose: bool = False) -> Predictions:
     """Predict labels with a saved model dir; output row ``i`` is input row ``i``.
 
     Args:
@@ -257,11 +311,14 @@ def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
             ``"skip"``: those rows get the label ``None`` and NaN scores, and stay in place.
         device: ``auto`` (CUDA if available, else Apple MPS, else the CPU), ``cpu``,
             ``mps``, ``cuda`` or ``cuda:N``, as ``train.device``.
+        runtime: ``auto`` (default: ``onnx`` for a dir ``labelwise export`` wrote, else
+            ``torch``), ``torch`` or ``onnx`` (ONNX Runtime on the CPU).
         verbose: Let Transformers' load report and bars through (silenced by default).
 
     Raises:
-        ConfigError: ``device`` is not one of those, or not on this machine.
-        DataError: An input that cannot be read, a missing column, or invalid rows.
+        ConfigError: ``device`` or ``runtime`` is not one of those, or not on this machine.
+        DataError: An input that cannot be read, a missing column, or invalid rows; a dir
+            with no model for ``runtime``.
 
     Example:
         >>> preds = predict("runs/sst2", "a charming film")  # doctest: +SKIP
@@ -279,7 +336,11 @@ def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
 
     target = resolve_device(device)
     with quiet_libraries(verbose):
-        loaded = load_model(model_dir)
+        loaded = load_model(model_dir, runtime=runtime)
+    if loaded.runtime == "onnx" and device not in ("auto", "cpu"):
+        raise ConfigError(f"the onnx runtime runs on the CPU, not on {device}",
+                          where="--device", fix="pass --device cpu (or auto), or --runtime "
+                          "torch on the model dir it was exported from", code="LW343")
     schema, contract = loaded.schema, loaded.contract
     values = _threshold_values(loaded, thresholds)
     columns = _input_columns(loaded, texts, text_pairs, text_column, text_pair_column)
@@ -314,13 +375,16 @@ def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
 
 def _run(loaded: LoadedModel, texts: list[str], pairs: list[str] | None,
          thresholds: tuple[float, ...] | None, batch_size: int, device: Any) -> Predictions:
-    from labelwise.training.forward import predict_logits
+    from labelwise.training.forward import onnx_logits, predict_logits
 
     encoded = encode_texts(loaded.tokenizer, texts, pairs,
                            max_length=int(loaded.manifest["max_length"]), use_cache=False)
     pad = loaded.tokenizer.pad_token_id or 0
-    logits = predict_logits(loaded.model, encoded, pad_id=pad, batch_size=batch_size,
-                            device=device)
+    if loaded.runtime == "onnx":
+        logits = onnx_logits(loaded.model, encoded, pad_id=pad, batch_size=batch_size)
+    else:
+        logits = predict_logits(loaded.model, encoded, pad_id=pad, batch_size=batch_size,
+                                device=device)
     return _decide(loaded.schema, HeadContract.from_dict(loaded.contract), logits, thresholds)
 
 

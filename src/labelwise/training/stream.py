@@ -43,6 +43,7 @@ from labelwise.outputs.safety import disk_full_errors, hold_output, write_atomic
 from labelwise.training._memory import trim_heap
 from labelwise.training.predict import (
     OnInvalid,
+    Runtime,
     _invalid_rows,
     _threshold_values,
     load_model,
@@ -81,7 +82,8 @@ def predict_file(*, model_dir: str | Path, input: str | Path, output: str | Path
                  text_column: str | None = None, text_pair_column: str | None = None,
                  thresholds: float | Sequence[float] | Mapping[str, float] | None = None,
                  batch_size: int = 64, chunk_rows: int = 4096, on_invalid: OnInvalid = "raise",
-                 device: str = "auto", resume: bool | None = None, progress: bool = False,
+                 device: str = "auto", runtime: Runtime = "auto", resume: bool | None = None,
+                 progress: bool = False,
                  on_progress: Callable[[int, int], None] | None = None,
                  verbose: bool = False) -> PredictedFile:
     """Predict every row of a file and write the input rows plus ``label`` and ``score_*``
@@ -102,6 +104,8 @@ def predict_file(*, model_dir: str | Path, input: str | Path, output: str | Path
             :class:`~labelwise.errors.DataError`, before anything is predicted;
             ``"skip"``: it keeps its place with an empty label.
         device: ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``.
+        runtime: ``auto`` (ONNX Runtime for a dir ``labelwise export`` wrote, else torch),
+            ``torch`` or ``onnx``, as :func:`~labelwise.predict`.
         resume: ``None``: continue an interrupted run of the same prediction, else start
             over; ``True``: continue it or refuse; ``False``: always start over.
         progress: Show a ``tqdm`` bar of rows.
@@ -136,7 +140,7 @@ def predict_file(*, model_dir: str | Path, input: str | Path, output: str | Path
 
     target = resolve_device(device)
     with quiet_libraries(verbose):
-        loaded = load_model(model_dir)
+        loaded = load_model(model_dir, runtime=runtime)
     values = _threshold_values(loaded, thresholds)
     column = text_column or loaded.manifest.get("text_column") or "text"
     pair = text_pair_column or loaded.manifest.get("text_pair_column")
@@ -144,7 +148,7 @@ def predict_file(*, model_dir: str | Path, input: str | Path, output: str | Path
     scanned, skipped = _scan(source, texts, chunk_rows, on_invalid)
     options = {"text_column": column, "text_pair_column": pair, "thresholds": values,
                "on_invalid": on_invalid, "batch_size": batch_size, "chunk_rows": chunk_rows,
-               "device": str(target), "output": kind}
+               "device": str(target), "runtime": loaded.runtime, "output": kind}
     wanted = {"version": _STATE_VERSION, "model": _model_fingerprint(loaded.path),
               "input": _input_fingerprint(source), "options": json.loads(json.dumps(options))}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -163,7 +167,7 @@ def predict_file(*, model_dir: str | Path, input: str | Path, output: str | Path
             predicted = _predict_chunk(loaded.path, frame, text_column=column,
                                        text_pair_column=pair, thresholds=thresholds,
                                        batch_size=batch_size, on_invalid=on_invalid,
-                                       device=device)
+                                       device=device, runtime=loaded.runtime)
             writer.append(i, predicted)
             n = len(frame)
             del predicted, frame
@@ -183,12 +187,13 @@ def predict_file(*, model_dir: str | Path, input: str | Path, output: str | Path
 
 def _predict_chunk(model_dir: Path, frame: Any, *, text_column: str,
                    text_pair_column: str | None, thresholds: Any, batch_size: int,
-                   on_invalid: OnInvalid, device: str) -> Any:
+                   on_invalid: OnInvalid, device: str, runtime: Runtime) -> Any:
     """One chunk's output rows: its input columns plus the prediction columns, as
     ``labelwise predict`` has always written them."""
     preds = predict(model_dir, frame, text_column=text_column,
                     text_pair_column=text_pair_column, thresholds=thresholds,
-                    batch_size=batch_size, on_invalid=on_invalid, device=device)
+                    batch_size=batch_size, on_invalid=on_invalid, device=device,
+                    runtime=runtime)
     table = preds.to_frame()
     return frame.reset_index(drop=True).join(table.add_prefix("pred_")
                                              if "label" in frame.columns else table)
