@@ -29,9 +29,9 @@ from labelwise.data.io import (
     _check_reachable,
     _DuplicateKey,
     _header,
-    _not_utf8,
     read_table,
     refuse_duplicate_columns,
+    unreadable,
 )
 from labelwise.errors import DataError
 
@@ -121,13 +121,8 @@ def iter_chunks(path: str | Path, *, chunk_rows: int, text_columns: Sequence[str
             yield frame
     except DataError:
         raise
-    except UnicodeDecodeError:
-        raise _not_utf8(path, split) from None
     except (ValueError, OSError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"cannot read {split} file as {kind.upper()}: {reason}",
-                        where=f"file {path}", fix=f"check that it is valid {kind.upper()}"
-                        ) from None
+        raise unreadable(exc, path, split, kind) from None
     if first:  # no rows: one empty frame with the file's columns
         yield _empty(path, kind, scanned)
 

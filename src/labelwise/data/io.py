@@ -180,14 +180,18 @@ def read_table(source: Any, *, split: str = "train", text_columns: Sequence[str]
         frame = _read_path(pd, path, kind, split, text_columns)
     except DataError:
         raise
-    except UnicodeDecodeError:
-        raise _not_utf8(path, split) from None
     except (ValueError, OSError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"cannot read {split} file as {kind.upper()}: {reason}",
-                        where=f"file {path}", fix=f"check that it is valid {kind.upper()}"
-                        ) from None
+        raise unreadable(exc, path, split, kind) from None
     return Table(frame, str(path), path)
+
+
+def unreadable(exc: Exception, path: Path, split: str, kind: str) -> DataError:
+    """The error for a file its parser gave up on: not UTF-8, or not valid as its kind."""
+    if isinstance(exc, UnicodeDecodeError):
+        return _not_utf8(path, split)
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return DataError(f"cannot read {split} file as {kind.upper()}: {reason}",
+                     where=f"file {path}", fix=f"check that it is valid {kind.upper()}")
 
 
 def _check_reachable(path: Path, split: str) -> None:
