@@ -34,6 +34,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -85,13 +86,15 @@ def _build_now(work: Path, rows: int) -> None:
 def run(cmd: list[str]) -> dict[str, Any]:
     """Wall time, peak RSS and exit code of one process; other processes' CPU share."""
     busy0, t0 = busy_cpu_seconds(), time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    _, status, usage = os.wait4(proc.pid, 0)
+    with tempfile.TemporaryFile() as stderr:  # not a pipe: a full pipe blocks the child
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr,
+                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        _, status, usage = os.wait4(proc.pid, 0)
+        stderr.seek(0)
+        err = stderr.read().decode(errors="replace")
     wall = time.perf_counter() - t0
     busy = busy_cpu_seconds() - busy0
     own = usage.ru_utime + usage.ru_stime
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     code = os.waitstatus_to_exitcode(status)
     if code not in (0, 2):  # 2: a finding of level error, still a completed check
         raise RuntimeError(f"{cmd} exited {code}: {err[-2000:]}")

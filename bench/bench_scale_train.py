@@ -82,12 +82,14 @@ def run(setup: str, train: Path, valid: Path, cache: Path, work: Path) -> dict[s
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "LABELWISE_CACHE": str(cache),
            "HF_DATASETS_CACHE": str(work / "hf-datasets")}
     busy0, t0 = busy_cpu_seconds(), time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, setup, str(train), str(valid),
-                             str(work / f"out-{setup}"), str(record)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    log = work / f"{setup}.log"  # a file, not a pipe: a full pipe would block the child
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, setup, str(train), str(valid),
+                                 str(work / f"out-{setup}"), str(record)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    err = log.read_text(errors="replace")
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{setup} failed: {err[-3000:]}")
     own = usage.ru_utime + usage.ru_stime
