@@ -25,10 +25,9 @@ from typing import Any
 
 from labelwise.data.io import (
     _DECODER,
-    SUFFIXES,
-    _check_reachable,
     _DuplicateKey,
     _header,
+    path_kind,
     read_table,
     refuse_duplicate_columns,
     unreadable,
@@ -55,14 +54,7 @@ def file_kind(path: str | Path, *, split: str = "input") -> str:
         DataError: The file is missing, a folder, or of an unknown type.
     """
     path = Path(path)
-    _check_reachable(path, split)
-    if path.is_dir():
-        raise DataError(f"{split} path is a directory", where=f"file {path}",
-                        fix="name a .csv, .tsv, .jsonl, .json or .parquet file")
-    kind = SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(f"unknown file type '{path.suffix}'", where=f"file {path}",
-                        fix=f"use one of {', '.join(sorted(SUFFIXES))}")
+    kind = path_kind(path, split)
     if kind in ("json", "jsonl"):  # a JSON list of records, whatever the suffix says
         with path.open("rb") as f:
             head = f.read(4096).decode("utf-8", "ignore").lstrip("\ufeff \t\r\n")

@@ -166,14 +166,7 @@ def read_table(source: Any, *, split: str = "train", text_columns: Sequence[str]
         raise DataError(f"the {split} split was in-memory data when this config was saved "
                         f"({text[1:-1]}); the config records it, but not its rows",
                         fix=f"pass the data again with --{split}", code="LW409")
-    _check_reachable(path, split)
-    if path.is_dir():
-        raise DataError(f"{split} path is a directory", where=f"file {path}",
-                        fix="name a .csv, .tsv, .jsonl, .json or .parquet file")
-    kind = SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(f"unknown file type '{path.suffix}'", where=f"file {path}",
-                        fix=f"use one of {', '.join(sorted(SUFFIXES))}")
+    kind = path_kind(path, split)
     import pandas as pd
 
     try:
@@ -183,6 +176,24 @@ def read_table(source: Any, *, split: str = "train", text_columns: Sequence[str]
     except (ValueError, OSError) as exc:
         raise unreadable(exc, path, split, kind) from None
     return Table(frame, str(path), path)
+
+
+def path_kind(path: Path, split: str) -> str:
+    """The kind of a data file by its suffix (``csv``, ``tsv``, ``json``, ``jsonl``,
+    ``parquet``), after checking that it is a reachable file.
+
+    Raises:
+        DataError: The file is missing, a symlink loop, a folder, or of an unknown type.
+    """
+    _check_reachable(path, split)
+    if path.is_dir():
+        raise DataError(f"{split} path is a directory", where=f"file {path}",
+                        fix="name a .csv, .tsv, .jsonl, .json or .parquet file")
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(f"unknown file type '{path.suffix}'", where=f"file {path}",
+                        fix=f"use one of {', '.join(sorted(SUFFIXES))}")
+    return kind
 
 
 def unreadable(exc: Exception, path: Path, split: str, kind: str) -> DataError:
