@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_vs_plain.py [--only trec,emobank] [--parts plain,tune] \\
         [--budget 1800] [--finish-by 2026-11-24T01:30] [--rows N] [--tune-set KEY=VALUE] \\
         [--out bench/results/vs_plain.json] [--markdown BENCHMARKS.md]
+    .venv/bin/python bench/bench_vs_plain.py --defaults [--only ...] [--budget 1800]
     .venv/bin/python bench/bench_vs_plain.py --render-only
 
 Runs from the repository root, one process at a time (never two trainings at once):
@@ -17,6 +18,11 @@ Runs from the repository root, one process at a time (never two trainings at onc
    wall-clock budget (``--budget``, default 30 minutes); ``T`` is the config's
    ``search.timeout``, which leaves room for the last running trial. The objective is the
    target metric on validation; test metrics are read from ``OUTPUT/best/metrics.json``.
+
+``--defaults`` runs step 2 with ``bench/configs/defaults_NAME.yaml`` instead: only the data,
+the objective and the budget, everything else labelwise's defaults (the trial length from
+the budget and the measured speed, the space scaled to the model); its table, with the
+raised targets, is a section of its own next to the tuned one.
 
 ``--finish-by`` (UTC, ISO time) shortens the budget of the tunes still to run when the
 remaining time cannot hold them all at ``--budget``: each gets an equal share of what is left,
@@ -67,6 +73,13 @@ ROWS: dict[str, list[tuple[str, str, float | None]]] = {
     "emobank": [("pearson.V", "Pearson r V", 0.65), ("pearson.A", "Pearson r A", 0.40),
                 ("pearson.D", "Pearson r D", 0.35), ("pearson", "Pearson r mean", None)],
 }
+# the targets for a run with defaults only (bench/configs/defaults_NAME.yaml)
+RAISED: dict[str, dict[str, float]] = {
+    "sst2": {"accuracy": 0.91}, "ag_news": {"accuracy": 0.92},
+    "trec": {"accuracy": 0.96, "macro_f1": 0.92}, "go_emotions": {"macro_f1": 0.46},
+    "emobank": {"pearson": 0.60},
+}
+DEFAULTS_BEGIN, DEFAULTS_END = "<!-- vs-defaults:begin -->", "<!-- vs-defaults:end -->"
 OBJECTIVE = {"sst2": "accuracy", "ag_news": "accuracy", "trec": "accuracy",
               "go_emotions": "macro_f1", "emobank": "pearson (mean of V, A, D)"}
 
@@ -136,9 +149,12 @@ def labelwise_exe() -> str:
     return rel(exe) if exe.is_relative_to(ROOT) else str(exe)
 
 
-def run_tune(name: str, budget: float, log_dir: Path, sets: list[str]) -> dict[str, Any]:
-    """``labelwise tune`` on one dataset within ``budget`` seconds for the whole command."""
-    config_path = HERE / "configs" / f"tune_{name}.yaml"
+def run_tune(name: str, budget: float, log_dir: Path, sets: list[str],
+             kind: str = "tune") -> dict[str, Any]:
+    """``labelwise tune`` on one dataset within ``budget`` seconds for the whole command,
+    with the hand-tuned config (``kind="tune"``) or the one holding only data, objective and
+    budget (``"defaults"``)."""
+    config_path = HERE / "configs" / f"{kind}_{name}.yaml"
     config = yaml.safe_load(config_path.read_text())
     timeout = float(config["search"]["timeout"]) - max(0.0, BUDGET - budget)
     timeout = max(60.0, timeout)
@@ -147,11 +163,12 @@ def run_tune(name: str, budget: float, log_dir: Path, sets: list[str]) -> dict[s
     for item in sets:
         cmd += ["--set", item]
     # The budget is not enforced by killing; a hung command is stopped at twice the budget.
-    run = timed(cmd, log_dir / f"tune_{name}.log", timeout=2 * budget + 300)
+    run = timed(cmd, log_dir / f"{kind}_{name}.log", timeout=2 * budget + 300)
     out_dir = Path(config["output_dir"])
     search = json.loads((out_dir / "search.json").read_text())
     metrics = json.loads((out_dir / "best" / "metrics.json").read_text())
     manifest = json.loads((out_dir / "best" / "labelwise.json").read_text())
+    chosen = json.loads((out_dir / "tune.json").read_text()).get("budget")
     counts = search["counts"]
     result = {**run, "config_file": rel(config_path), "config": config,
                "budget_seconds": budget, "budget_cut": budget < BUDGET,
@@ -167,8 +184,9 @@ def run_tune(name: str, budget: float, log_dir: Path, sets: list[str]) -> dict[s
                              for k in ("epochs", "batch_size", "learning_rate", "warmup_ratio",
                                        "evals_per_epoch")},
                "thresholds": manifest.get("thresholds"),
+               "trial_budget": chosen,  # what labelwise chose from the budget (defaults)
                "test": flatten_test(metrics["test"])}
-    print(f"tune {name}: {run['wall_seconds']:.0f} s of {budget:.0f}, trials "
+    print(f"{kind} {name}: {run['wall_seconds']:.0f} s of {budget:.0f}, trials "
           f"{result['trials']}, other processes {run['other_cpu_share']:.0%} of the CPU, "
           f"best {result['best_params']}, test {result['test']}", flush=True)
     return result
@@ -344,15 +362,68 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(path: Path, results: dict[str, Any]) -> None:
-    """Replace the marked section of ``path`` (or append it if the markers are absent)."""
-    text = path.read_text() if path.exists() else ""
-    section = render(results)
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+def render_defaults(results: dict[str, Any]) -> str:
+    """The defaults-only table next to the tuned one, from the results JSON alone."""
+    data = results.get("datasets", {})
+    lines = [DEFAULTS_BEGIN, "", "## The five datasets with labelwise's defaults", "",
+             ("Command: `.venv/bin/python bench/bench_vs_plain.py --defaults` (raw results: "
+              "`bench/results/vs_plain.json`, the `defaults` entries). Each config "
+              "(`bench/configs/defaults_NAME.yaml`) holds only the data, the objective and the "
+              "budget (`search.timeout`, 27.5 of the 30 minutes of the whole command): epochs, "
+              "evaluations, the trial count and the space are what labelwise derives from the "
+              "budget, the speed it measures on the first steps and the model "
+              "(`labelwise.plan.budget`, `labelwise.plan.space`). Same machine and model as "
+              "above; test split."), "",
+             "| dataset | metric | tuned config | defaults | raised target | met? |",
+             "|---|---|---:|---:|---:|---|"]
+    for name in DATASETS:
+        entry = data.get(name, {})
+        tuned, ours_entry = entry.get("tune"), entry.get("defaults")
+        for key, label, _ in ROWS[name]:
+            target = RAISED.get(name, {}).get(key)
+            ours = metric_value(ours_entry and ours_entry.get("test"), key)
+            met = ("–" if target is None or ours is None else
+                   "yes" if ours >= target else "**no**")
+            theirs = metric_value(tuned and tuned.get("test"), key)
+            goal = "–" if target is None else f"≥ {target:.2f}"
+            lines.append(f"| {name} | {label} | {fmt(theirs)} | {fmt(ours)} | {goal} | {met} |")
+    lines += ["", ("| dataset | wall time / budget, other load | what labelwise chose | "
+                   "trials complete / pruned / failed | best params (valid objective) |"),
+              "|---|---|---|---|---|"]
+    for name in DATASETS:
+        run = data.get(name, {}).get("defaults")
+        if not run:
+            lines.append(f"| {name} | not run | – | – | – |")
+            continue
+        chosen = run.get("trial_budget") or {}
+        what = (f"{chosen['epochs']:g} epochs, {chosen['evals_per_epoch']} evaluations an "
+                f"epoch (measured {chosen['epoch_seconds'] / 60:.1f} min an epoch, room for "
+                f"{chosen['full_trials']:g} full trials)" if chosen else "the config's")
+        t = run["trials"]
+        lines.append(f"| {name} | {run['wall_seconds'] / 60:.1f} / "
+                     f"{run['budget_seconds'] / 60:.0f} min, {run['other_cpu_share']:.0%} | "
+                     f"{what} | {t['complete']} / {t['pruned']} / {t['failed']} | "
+                     f"{fmt_params(run['best_params'])} (valid "
+                     f"{OBJECTIVE[name].split(' ')[0]} {fmt(run['best_valid_value'])}) |")
+    lines += ["", "```bash", *(data[n]["defaults"]["command"] for n in DATASETS
+                               if data.get(n, {}).get("defaults")), "```", "", DEFAULTS_END]
+    return "\n".join(lines)
+
+
+def _replace_section(text: str, begin: str, end: str, section: str) -> str:
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
     if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
+        return pattern.sub(lambda _: section, text)
+    return text.rstrip("\n") + "\n\n" + section + "\n"
+
+
+def write_markdown(path: Path, results: dict[str, Any]) -> None:
+    """Replace the marked sections of ``path`` (or append them if the markers are absent):
+    the defaults table only once a defaults run exists."""
+    text = path.read_text() if path.exists() else ""
+    text = _replace_section(text, BEGIN, END, render(results))
+    if any(e.get("defaults") for e in results.get("datasets", {}).values()):
+        text = _replace_section(text, DEFAULTS_BEGIN, DEFAULTS_END, render_defaults(results))
     path.write_text(text)
 
 
@@ -382,6 +453,9 @@ def main() -> None:
                         help="passed to labelwise tune as --set (a quick check)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "vs_plain.json")
     parser.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--defaults", action="store_true",
+                        help="tune with bench/configs/defaults_NAME.yaml (data, objective and "
+                        "budget only) instead of the tuned configs; implies --parts tune")
     parser.add_argument("--render-only", action="store_true",
                         help="regenerate the BENCHMARKS.md section from --out and exit")
     args = parser.parse_args()
@@ -392,6 +466,8 @@ def main() -> None:
         return
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if args.defaults:
+        parts = {"tune"}
     if set(names) - set(DATASETS) or not names or parts - {"plain", "tune"} or not parts:
         parser.error(f"choose datasets from {', '.join(DATASETS)} and parts from plain, tune")
     finish_by = (dt.datetime.fromisoformat(args.finish_by).replace(tzinfo=dt.UTC)
@@ -417,7 +493,8 @@ def main() -> None:
             todo = [n for n in TUNE_ORDER if n in names]
             for i, name in enumerate(todo):
                 budget = tune_budget(args.budget, finish_by, len(todo) - i, 0.0)
-                save(name, "tune", run_tune(name, budget, Path(logs), args.tune_set))
+                kind = "defaults" if args.defaults else "tune"
+                save(name, kind, run_tune(name, budget, Path(logs), args.tune_set, kind))
     print(render(results))
 
 

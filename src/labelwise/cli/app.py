@@ -520,7 +520,8 @@ def tune(
     output_dir: OutOpt = None,
     n_trials: Annotated[int | None, typer.Option("--n-trials", help="Trials in all.")] = None,
     timeout: Annotated[float | None, typer.Option(
-        "--timeout", help="Seconds: the search's budget (a running trial stops at it).")
+        "--timeout", help="Seconds: the search's budget (a running trial stops at it); "
+        "unless the config sets them, it decides each trial's epochs and the trial count.")
     ] = None,
     storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL.")] = None,
     study: Annotated[str | None, typer.Option("--study", help="Study name.")] = None,

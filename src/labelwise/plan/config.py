@@ -162,7 +162,7 @@ class TrainConfig(_Section):
     embedding_rows: Literal["used", "all"] = "used"
     threads: Int | None = Field(None, ge=1)
     # what binary / multilabel thresholds maximise on validation; auto: the objective's
-    # kind (accuracy for an accuracy objective, F1 otherwise)
+    # kind (accuracy for an accuracy, subset-accuracy or Hamming-loss objective, else F1)
     threshold_metric: Literal["auto", "f1", "accuracy"] = "auto"
     # auto: CUDA if available, else Apple MPS, else the CPU; cuda:N pins one GPU
     device: Annotated[str, AfterValidator(_check_device)] = "auto"
@@ -524,7 +524,7 @@ def resolve_config(config: Any = None, *, source: str | None = None,
     if config is None:
         base: dict[str, Any] = {}
     elif isinstance(config, RunConfig):
-        base = config.model_dump(exclude_unset=False)
+        base = config.model_dump(exclude_unset=True)  # what the user set stays set
     elif isinstance(config, Mapping):
         base = _deep_copy(config)
     elif _is_config_path(config):

@@ -167,11 +167,12 @@ def contract_options(config: RunConfig) -> ContractOptions:
 
 def threshold_metric(config: RunConfig, objective: tuple[str, str]) -> tuple[str, str]:
     """``train.threshold_metric`` resolved, and why: ``auto`` follows the objective
-    (accuracy or subset accuracy: accuracy; anything else: F1)."""
+    (accuracy, subset accuracy or Hamming loss: accuracy, whose per-label maximum is the
+    Hamming loss's minimum; anything else: F1)."""
     chosen = config.train.threshold_metric
     if chosen != "auto":
         return chosen, "config (train.threshold_metric)"
-    if objective[0] in ("accuracy", "subset_accuracy"):
+    if objective[0] in ("accuracy", "subset_accuracy", "hamming_loss"):
         return "accuracy", f"the objective is {objective[0]}"
     return "f1", f"the objective is {objective[0]}, not accuracy"
 

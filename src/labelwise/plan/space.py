@@ -8,7 +8,11 @@ choice and range end to derive and check the contract for.
 Default space (used when ``search.space`` is absent), for the MiniLM default and
 BERT-family models on a CPU budget:
 
-* ``train.learning_rate``: log-uniform in [5e-5, 5e-4]. A plain Trainer script at the
+* ``train.learning_rate``: log-uniform, scaled to the encoder's width (``hidden_size``
+  in its ``config.json``): [5e-5, 5e-4] up to 512 wide (MiniLM, small BERTs; measured
+  here, below), [1e-5, 1e-4] up to 768 (BERT-base, RoBERTa-base, DistilBERT: their papers
+  fine-tuned at 2e-5 to 5e-5 and 1e-5 to 3e-5), [5e-6, 5e-5] wider (the large models,
+  unstable at base rates), and [1e-5, 1e-4] when the width is unknown. For MiniLM: a plain Trainer script at the
   classic BERT rate 5e-5 for one epoch left GoEmotions' 28-label head untrained (macro-F1
   0.00) and TREC at 0.93 accuracy (the measurement quoted in the tuning issue); MiniLM
   trained with labelwise at 1e-4 for one epoch reached 0.852 (sst2), 0.890 (ag_news) and
@@ -45,7 +49,8 @@ from labelwise.plan.config import (CategoricalDistribution, FloatDistribution, R
 from labelwise.findings import Finding, Where
 
 __all__ = ["check_space", "space_points", "ENCODING_KEYS", "CONTRACT_KEYS", "apply_params",
-           "DEFAULT_SPACE", "default_space", "search_space", "max_length_over", "space_to_json"]
+           "DEFAULT_SPACE", "default_space", "search_space", "max_length_over", "space_to_json",
+           "encoder_width", "learning_rate_range"]
 
 # Keys whose value decides the label encoding: never searched.
 ENCODING_KEYS = {
@@ -83,15 +88,53 @@ DEFAULT_SPACE: dict[str, Any] = {
 }
 
 
-def default_space() -> dict[str, Any]:
-    return dict(DEFAULT_SPACE)
+# (widest encoder, learning-rate range): see the module docstring
+LEARNING_RATES = ((512, (5e-5, 5e-4)), (768, (1e-5, 1e-4)), (None, (5e-6, 5e-5)))
+UNKNOWN_WIDTH_RATES = (1e-5, 1e-4)
 
 
-def search_space(config: RunConfig) -> tuple[dict[str, Any], str]:
-    """The space to search and where it came from (``"config"`` or ``"default"``)."""
+def encoder_width(model_config: Mapping[str, Any] | None) -> int | None:
+    """The encoder's hidden width from its ``config.json`` (``None``: not said)."""
+    cfg = model_config or {}
+    for key in ("hidden_size", "d_model", "dim", "n_embd"):
+        if isinstance(cfg.get(key), int):
+            return int(cfg[key])
+    return None
+
+
+def learning_rate_range(width: int | None) -> tuple[float, float]:
+    if width is None:
+        return UNKNOWN_WIDTH_RATES
+    return next(rates for most, rates in LEARNING_RATES if most is None or width <= most)
+
+
+def default_space(model_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The default space for a model (its ``config.json``; ``None``: MiniLM's)."""
+    space = dict(DEFAULT_SPACE)
+    if model_config is not None:
+        low, high = learning_rate_range(encoder_width(model_config))
+        space["train.learning_rate"] = FloatDistribution(type="float", low=low, high=high,
+                                                         log=True)
+    return space
+
+
+def search_space(config: RunConfig, *, model_config: Mapping[str, Any] | None = None
+                 ) -> tuple[dict[str, Any], str]:
+    """The space to search and where it came from: ``"config"``, or ``"default"`` with the
+    encoder width it was scaled to. ``model_config``: the model's ``config.json`` (read
+    from ``model.name_or_path`` when not given)."""
     if config.search is not None and config.search.space:
         return dict(config.search.space), "config"
-    return default_space(), "default"
+    if model_config is None:
+        from labelwise.plan.model_ref import resolve_model
+
+        model_config = resolve_model(config.model.name_or_path,
+                                     revision=config.model.revision).config or {}
+    width = encoder_width(model_config)
+    low, high = learning_rate_range(width)
+    wide = f"a {width}-wide encoder" if width else "an encoder of unknown width"
+    return default_space(model_config), (f"default space, learning rate {low:.0e} to {high:.0e} "
+                                         f"for {wide}")
 
 
 def max_length_over(config: RunConfig, space: dict[str, Any]) -> int:

@@ -26,6 +26,7 @@ from labelwise.tuning._base import (BackendOptions, SearchBackend, SearchResult,
                                     TrialRecord, get_backend, register_backend,
                                     registered_backends)
 from labelwise.plan.space import search_space
+from labelwise.tuning._budget import trial_length
 from labelwise.tuning._storage import default_storage, display_url
 
 __all__ = ["tune", "SearchResult", "TrialRecord", "SearchBackend", "TrialCallback",
@@ -34,6 +35,8 @@ __all__ = ["tune", "SearchResult", "TrialRecord", "SearchBackend", "TrialCallbac
 
 logger = logging.getLogger("labelwise")
 MARKER = TUNE_MARKER
+# n_trials when only search.timeout is given: the timeout ends the search
+TRIALS_UNTIL_TIMEOUT = 1000
 
 
 def output_files() -> tuple[str, ...]:
@@ -125,12 +128,17 @@ def tune(config: Any = None, *, train: Any = None, valid: Any = None, test: Any 
             a ``DatasetDict``, lists of dicts) and the common keys; they override the
             config's.
         n_trials: Trials in all (default ``search.n_trials``; with ``join``, the number
-            the study was started with).
+            the study was started with; with a ``timeout`` and no ``n_trials`` anywhere,
+            the timeout ends the search).
         timeout: The search's wall-clock budget in seconds, per process (default
             ``search.timeout``): no trial starts after it, and with the Optuna backend the
             trial still running is stopped at it (PRUNED, with the reason), unless no trial
             has completed yet (each Optuna process starts its first trial whatever the
             time); Ray stops its trials at ``time_budget_s`` (PRUNED, with the reason).
+            When the config leaves ``train.epochs``, ``train.evals_per_epoch`` and
+            ``train.max_steps`` unset, the budget and the speed measured on the first
+            steps decide them for every trial (:mod:`labelwise.plan.budget`; the plan
+            says what and why).
         storage: Optuna storage URL (default: SQLite file ``OUTPUT/study.db``), e.g.
             ``postgresql://user:pass@host/db`` or ``journal:///shared/study.log``.
         study: Study name (default ``search.study_name`` or ``"labelwise"``).
@@ -192,6 +200,28 @@ def tune(config: Any = None, *, train: Any = None, valid: Any = None, test: Any 
                             overwrite=overwrite, callbacks=callbacks, source=source)
 
 
+def _parallel(runner: SearchBackend, config: RunConfig) -> int:
+    """Trials that run at once: ``--workers`` processes, or Ray's concurrent trials."""
+    import os
+
+    if runner.name == "ray":
+        settings = config.search.ray if config.search else None
+        cores = len(os.sched_getaffinity(0))
+        per = settings.cpus_per_trial if settings else 1.0
+        most = max(1, int(cores // per))
+        limit = settings.max_concurrent_trials if settings else None
+        return min(most, limit) if limit else most
+    return max(1, int(getattr(runner, "workers", 1) or 1))
+
+
+def _saved_budget(out: Path) -> dict[str, Any] | None:
+    """The trial budget a search being resumed chose (its ``tune.json``)."""
+    try:
+        return json.loads((out / MARKER).read_text()).get("budget")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _tune_locked(config: RunConfig, out: Path, *, runner: SearchBackend,
                  options: BackendOptions, backend: str | SearchBackend | None,
                  n_trials: int | None, timeout: float | None, join: bool, overwrite: bool,
@@ -202,6 +232,9 @@ def _tune_locked(config: RunConfig, out: Path, *, runner: SearchBackend,
     from labelwise.tuning._data import needs_files, with_data_files
 
     search = config.search
+    train_fields = set(config.train.model_fields_set)  # before any copy of the config
+    trials_given = n_trials is not None or (search is not None and
+                                            "n_trials" in search.model_fields_set)
     facts = device_facts()
     plan = preflight(config, source=source, search=True, facts=facts)
     check_report_to(config.train.report_to)
@@ -212,17 +245,26 @@ def _tune_locked(config: RunConfig, out: Path, *, runner: SearchBackend,
         # the trials' processes re-read the config: in-memory splits go to files first
         config = with_data_files(config, out)
         plan = preflight(config, source=source, search=True, facts=facts)
-    space, origin = search_space(config)
-    plan.log()
-    logger.info("space=%s (%s)", ", ".join(space), "config" if origin == "config" else
-                "default space: see labelwise.plan.space")
-    reporter = current()
-    if reporter is not None:
-        reporter.plan(plan, extra=(f"space={', '.join(space)} ({origin})",))
+    space, origin = search_space(config, model_config=plan.model.config or {})
     n = n_trials or (search.n_trials if search else 20)
     timeout = timeout or (search.timeout if search else None)
+    said = [f"space={', '.join(space)} ({origin})"]
+    if timeout and not trials_given and not join:  # a budget alone: it ends the search
+        n = TRIALS_UNTIL_TIMEOUT
+        said.append(f"n_trials={n} (not given: search.timeout ends the search)")
+    plan, budget = trial_length(plan, space, timeout=timeout, n_trials=n,
+                                parallel=_parallel(runner, config), join=join,
+                                train_fields=train_fields, saved=_saved_budget(out))
+    plan.log()
+    for line in said:
+        logger.info("%s", line)
+    reporter = current()
+    if reporter is not None:
+        reporter.plan(plan, extra=tuple(said))
     marker = {"backend": runner.name, "storage": display_url(options.storage)
               if options.storage else None, "study": options.study_name, "join": join}
+    if budget is not None:  # the trial length chosen from the budget, reused on resume
+        marker["budget"] = budget.to_dict()
     write_atomic(out / MARKER, json.dumps(marker) + "\n")
     with search_run(config, out, options.study_name):  # one MLflow run, one nested a trial
         result = runner.run(plan, space=space, output_dir=out, n_trials=n, timeout=timeout,

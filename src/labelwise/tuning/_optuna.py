@@ -43,6 +43,12 @@ __all__ = ["OptunaBackend", "open_study", "run_worker", "counted"]
 
 logger = logging.getLogger("labelwise")
 TARGET_ATTR = "labelwise_n_trials"
+TRIAL_ATTR = "labelwise_trial"  # how long the trials of the process that ran last train
+
+
+def trial_length_of(plan: Plan) -> dict[str, Any]:
+    t = plan.config.train
+    return {"epochs": t.epochs, "evals_per_epoch": t.evals_per_epoch, "max_steps": t.max_steps}
 
 
 def _sampler(plan: Plan, worker: int) -> Any:
@@ -100,6 +106,31 @@ def open_study(plan: Plan, space: dict[str, Any], *, storage: str, study_name: s
                                   fix="use the same data, labels and space to resume or join, "
                                   "or another --study / --output-dir", code="LW351")
     return study
+
+
+def _joined_trial_length(plan: Plan, space: dict[str, Any], *, storage: str,
+                         study_name: str) -> Plan:
+    """A ``--join`` process trains its trials as long as the process that started the
+    study chose (:data:`TRIAL_ATTR`), unless its own config sets or searches the length."""
+    from labelwise.plan.budget import BUDGET_KEYS
+    from labelwise.tuning._budget import with_trial_length
+
+    optuna = optuna_module()
+    try:
+        study = optuna.load_study(study_name=study_name, storage=make_storage(storage))
+    except KeyError:  # no such study: open_study says so
+        return plan
+    saved = study.user_attrs.get(TRIAL_ATTR)
+    given = {k.split(".", 1)[1] for k in BUDGET_KEYS} & set(plan.config.train.model_fields_set)
+    if not saved or saved == trial_length_of(plan) or given or any(k in space for k in
+                                                                  BUDGET_KEYS):
+        return plan
+    params = {f"train.{k}": v for k, v in saved.items()}
+    reason = f"the study's: chosen by the process that started study '{study_name}'"
+    joined = with_trial_length(plan, params, dict.fromkeys(params, reason))
+    for decision in joined.measured[len(plan.measured):]:  # after the plan was shown
+        logger.info("%s", decision)
+    return joined
 
 
 def counted(trials: list[Any]) -> int:
@@ -368,12 +399,16 @@ class OptunaBackend(SearchBackend):
         pins = self._gpu_pins(plan) if self.workers > 1 and not self.join else []
         storage = self.storage or default_storage(output_dir)
         name = self.study_name or "labelwise"
+        if self.join:
+            plan = _joined_trial_length(plan, space, storage=storage, study_name=name)
         study = open_study(plan, space, storage=storage, study_name=name, create=not self.join)
         announce = _Announcer(study, callbacks)
         if self.join and not self.n_trials_given:
             n_trials = int(study.user_attrs.get(TARGET_ATTR, n_trials))
         elif not self.join:
             study.set_user_attr(TARGET_ATTR, n_trials)
+        if not self.join:
+            study.set_user_attr(TRIAL_ATTR, trial_length_of(plan))
         trials = _states(study, storage)
         done = counted(trials)
         started = time.perf_counter()

@@ -1,0 +1,135 @@
+"""How long each trial of a search trains: derived from the budget and the measured speed.
+
+A search with a wall-clock budget (``search.timeout``) that leaves ``train.epochs``,
+``train.max_steps`` and ``train.evals_per_epoch`` to labelwise (not in the config, not in
+the space) gets them from this rule, with the speed measured on the first optimizer steps
+of the search's own model and data (``labelwise.training.speed``):
+
+* **epochs**: the most of 3, 2, 1, 0.5 and 0.25 that leaves room for at least 6 full
+  trials in the budget (or for ``n_trials``, when fewer). The five tuned configs of the
+  benchmark table (``bench/configs/tune_*.yaml``) trained 2 or 3 epochs a trial, with room
+  for 6.6 (ag_news) to 22 (trec) full trials in 27.5 minutes; below about 6 the median
+  pruner (5 startup trials) and TPE (5 random startup trials) leave no budget for the
+  trials that use what they learned. 0.5 and 0.25 epochs are for sets too large to train
+  once per trial in the budget.
+* **evals_per_epoch**: about 4 evaluations a trial, the points where the pruner can stop
+  a weak trial: ``round(4 / epochs)`` (3 epochs: 1, 2 epochs: 2, 1 epoch: 4), fewer when
+  the evaluations would take more than a fifth of the training time.
+
+A full trial costs ``epochs * (epoch + evals_per_epoch * evaluation)`` seconds. Each
+process of the search measures at the threads a trial gets, so ``--workers`` processes
+that share the cores each see the slower speed and run in parallel: room is counted as
+``timeout / trial_seconds * workers``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["TrialBudget", "trial_budget", "BUDGET_KEYS", "EPOCH_LADDER", "MIN_FULL_TRIALS",
+           "EVALS_PER_TRIAL", "MAX_EVAL_SHARE", "user_trial_length"]
+
+EPOCH_LADDER = (3.0, 2.0, 1.0, 0.5, 0.25)
+MIN_FULL_TRIALS = 6
+EVALS_PER_TRIAL = 4
+MAX_EVAL_SHARE = 0.2
+# the config keys this rule sets; a user who sets or searches any of them keeps them all
+BUDGET_KEYS = ("train.epochs", "train.evals_per_epoch", "train.max_steps")
+
+
+@dataclass(frozen=True)
+class TrialBudget:
+    """Epochs and evaluations of every trial, and the figures they follow from."""
+
+    epochs: float
+    evals_per_epoch: int
+    epoch_seconds: float  # one epoch of training at the measured speed
+    eval_seconds: float  # one evaluation of the validation split
+    timeout: float
+    parallel: int = 1
+
+    @property
+    def trial_seconds(self) -> float:
+        return self.epochs * (self.epoch_seconds + self.evals_per_epoch * self.eval_seconds)
+
+    @property
+    def full_trials(self) -> float:
+        return self.timeout / max(self.trial_seconds, 1e-9) * self.parallel
+
+    def params(self) -> dict[str, Any]:
+        """The trial config keys this budget sets."""
+        return {"train.epochs": self.epochs, "train.evals_per_epoch": self.evals_per_epoch}
+
+    def reasons(self) -> dict[str, str]:
+        """Why each value, one line each (the plan prints them once)."""
+        epoch = _duration(self.epoch_seconds)
+        room = self.full_trials
+        few = " (set search.timeout higher for more)" if room < MIN_FULL_TRIALS else ""
+        return {
+            "train.epochs": f"{_duration(self.timeout)} budget, ~{epoch} an epoch, room for "
+                            f"{room:.0f} full trial(s){few}",
+            "train.evals_per_epoch": f"~{max(1.0, self.epochs * self.evals_per_epoch):.0f} "
+                                     "evaluations a trial for the pruner, "
+                                     f"~{_duration(self.eval_seconds)} each",
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "evals_per_epoch": self.evals_per_epoch,
+                "epoch_seconds": round(self.epoch_seconds, 2),
+                "eval_seconds": round(self.eval_seconds, 2), "timeout": self.timeout,
+                "parallel": self.parallel, "full_trials": round(self.full_trials, 1)}
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def trial_budget(*, timeout: float, epoch_seconds: float, eval_seconds: float,
+                 n_trials: int, parallel: int = 1) -> TrialBudget:
+    """The epochs and evaluations of every trial (the rule in the module docstring).
+
+    Args:
+        timeout: The search's budget in seconds.
+        epoch_seconds: One epoch of training, measured.
+        eval_seconds: One evaluation of the validation split, measured.
+        n_trials: The search's trial count: room for more full trials than it runs is
+            not needed.
+        parallel: Trials that run at once, each at the measured speed.
+    """
+    if timeout <= 0 or epoch_seconds <= 0 or eval_seconds < 0 or n_trials < 1:
+        raise ValueError("timeout, epoch_seconds and n_trials must be positive")
+    need = min(MIN_FULL_TRIALS, n_trials)
+    chosen: TrialBudget | None = None
+    for epochs in EPOCH_LADDER:
+        chosen = TrialBudget(epochs, _evals(epochs, epoch_seconds, eval_seconds),
+                             epoch_seconds, eval_seconds, float(timeout), parallel)
+        if chosen.full_trials >= need:
+            break
+    assert chosen is not None
+    return chosen
+
+
+def _evals(epochs: float, epoch_seconds: float, eval_seconds: float) -> int:
+    evals = max(1, round(EVALS_PER_TRIAL / epochs))
+    if eval_seconds > 0:  # evaluations at most a fifth of the training time
+        most = MAX_EVAL_SHARE * epoch_seconds / eval_seconds  # may overflow to inf
+        if most < evals:
+            evals = max(1, math.floor(most))
+    return evals
+
+
+def user_trial_length(*, train_fields: set[str], space: dict[str, Any]) -> str | None:
+    """The trial-length key the user set or searches, said for the log (they then keep
+    all of them), or ``None``. ``train_fields``: the ``train`` keys the user gave
+    (``TrainConfig.model_fields_set`` of the config as given)."""
+    given = [k for k in BUDGET_KEYS if k.split(".", 1)[1] in train_fields]
+    if given:
+        return f"{given[0]} is set in the config"
+    searched = [k for k in BUDGET_KEYS if k in space]
+    return f"{searched[0]} is searched" if searched else None
