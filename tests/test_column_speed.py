@@ -202,3 +202,29 @@ def test_infinite_targets_are_found_column_wise(value):
     assert _dicts(found) == _dicts(ref_audit_frames({"train": frame}, text_column="text",
                                                     label_columns=["label"], schema=schema))
     assert [f.code for f in found] == ["LW125"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(st.one_of(st.none(), st.text(max_size=6)),
+                               st.one_of(st.none(), st.integers(-3, 3)),
+                               st.floats(allow_nan=True, allow_infinity=False)),
+                     max_size=30),
+       keep=st.lists(st.booleans(), min_size=30, max_size=30),
+       chunked=st.booleans())
+def test_rows_where_is_boolean_indexing_for_every_column_kind(rows, keep, chunked):
+    import pandas as pd
+
+    from labelwise.data.io import rows_where
+
+    frame = pd.DataFrame({"text": pd.array([r[0] for r in rows], dtype="str"),
+                          "obj": pd.Series([r[0] for r in rows], dtype=object),
+                          "n": pd.array([r[1] for r in rows], dtype="Int64"),
+                          "x": [r[2] for r in rows],
+                          "cat": pd.Categorical([str(r[1]) for r in rows])},
+                         index=pd.RangeIndex(len(rows)) * 3 + 7)
+    if chunked and len(rows) > 2:  # several Arrow chunks, as read_csv makes them
+        frame = pd.concat([frame.iloc[:2], frame.iloc[2:]])
+    mask = np.array(keep[:len(rows)], dtype=bool)
+    got, want = rows_where(frame, mask), frame[mask]
+    pd.testing.assert_frame_equal(got, want)
+    assert list(got.dtypes) == list(want.dtypes)

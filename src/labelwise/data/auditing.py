@@ -113,34 +113,55 @@ _ASCII_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f ]{2,}|[\t\n\x0b\x0c\r\x1c-\x1f]"
 _RESPACE = _ASCII_SPACE + r"|^ | $"
 
 
-def _as_arrow_texts(values: Any) -> Any:
-    """A text column as a pyarrow string array, without a copy where pandas holds it in
-    Arrow already. A column that is not all strings is keyed here (keys are their own
-    key)."""
+# Rows per pyarrow pass when looking for texts that are not their own key: one chunk of
+# Arrow copies is in memory at a time, not a copy of the whole column.
+_SCAN_ROWS = 65536
+
+
+def _text_values(values: Any) -> np.ndarray:
+    """A text column as an object array of its strings (None/NaN for no text), without a
+    copy of the strings. A column that is not all strings is keyed here (keys are their
+    own key)."""
     import pandas as pd
-    import pyarrow as pa
 
     series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
     if len(series) and pd.api.types.infer_dtype(series, skipna=True) == "string":
-        arr = pa.array(series, type=pa.large_string(), from_pandas=True)
-    else:
-        arr = pa.array([text_key(t) for t in series.tolist()], type=pa.large_string())
-    return _chunks(arr)
-
-
-def _chunks(arr: Any) -> list[Any]:
-    import pyarrow as pa
-
-    return list(arr.chunks) if isinstance(arr, pa.ChunkedArray) else [arr]
+        return series.to_numpy(dtype=object, na_value=None)
+    return np.array([text_key(t) for t in series.tolist()] or [], dtype=object)
 
 
 def _ascii_keys(arr: Any) -> Any:
-    """:func:`text_key` of ASCII texts, on the whole array (null for a blank text)."""
+    """:func:`text_key` of ASCII texts, on a whole array (null for a blank text)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     spaced = pc.utf8_trim(pc.replace_substring_regex(arr, _ASCII_SPACE, " "), characters=" ")
     return pc.if_else(pc.equal(spaced, ""), pa.scalar(None, pa.large_string()), spaced)
+
+
+def _rewrites(values: np.ndarray) -> tuple[np.ndarray, list[Any], np.ndarray, list[Any]]:
+    """The rows whose text is not its own key, and their keys: ASCII ones (rewritten by
+    pyarrow, whole chunks at a time) and the others (through :func:`text_key`)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ascii_rows: list[np.ndarray] = []
+    ascii_keys: list[Any] = []
+    other_rows: list[np.ndarray] = []
+    for start in range(0, len(values), _SCAN_ROWS):
+        arr = pa.array(values[start:start + _SCAN_ROWS], type=pa.large_string(),
+                       from_pandas=True)
+        fix = pc.fill_null(pc.or_(pc.match_substring_regex(arr, _RESPACE),
+                                  pc.equal(arr, "")), False)
+        other = pc.fill_null(pc.invert(pc.string_is_ascii(arr)), False)
+        plain = pc.and_not(fix, other)
+        ascii_rows.append(np.flatnonzero(plain.to_numpy(zero_copy_only=False)) + start)
+        ascii_keys += _ascii_keys(pc.filter(arr, plain)).to_pylist()
+        other_rows.append(np.flatnonzero(other.to_numpy(zero_copy_only=False)) + start)
+    empty = np.zeros(0, np.int64)
+    rows = np.concatenate([empty, *other_rows])
+    return (np.concatenate([empty, *ascii_rows]), ascii_keys, rows,
+            [text_key(t) for t in values[rows]])
 
 
 def text_codes(columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -150,43 +171,31 @@ def text_codes(columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
 
     The conflict (LW109) and leakage (LW110) checks and the carving of validation read
     these codes. Most texts are their own key (ASCII, single spaces, nothing at the ends):
-    pyarrow hashes the texts as written, on whole columns; each text that is not its own
-    key goes through :func:`text_key` and takes the code of its key.
+    pandas hashes the Python strings as they are (no copy of the texts); pyarrow finds, a
+    chunk at a time, the texts that are not their own key, and each of those takes the code
+    of its key.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    import pandas as pd
 
     if not columns:
         return {}
-    parts = {name: _as_arrow_texts(values) for name, values in columns.items()}
-    arr = pa.chunked_array([c for chunks in parts.values() for c in chunks],
-                           type=pa.large_string())
-    fix = pc.fill_null(pc.or_(pc.match_substring_regex(arr, _RESPACE), pc.equal(arr, "")),
-                       False)
-    other = pc.fill_null(pc.invert(pc.string_is_ascii(arr)), False)
-    keys = _ascii_keys(pc.filter(arr, pc.and_not(fix, other)))
-    exact = pa.array([text_key(t) for t in pc.filter(arr, other).to_pylist()],
-                     type=pa.large_string())
-    # the keys go last into the same dictionary: a key equal to a written text shares its code
-    tails = [*_chunks(keys), exact]
-    encoded = pc.dictionary_encode(pa.chunked_array([*arr.chunks, *tails],
-                                                    type=pa.large_string()))
-    del arr
-    codes = np.concatenate([np.zeros(0, np.int64)] + [
-        pc.fill_null(c.indices.cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
-        for c in encoded.chunks]).astype(np.int64)
-    del encoded
-    n = len(codes) - len(keys) - len(exact)
+    parts = {name: _text_values(values) for name, values in columns.items()}
+    values = np.concatenate(list(parts.values())) if len(parts) > 1 else next(
+        iter(parts.values()))
+    ascii_rows, ascii_keys, other_rows, other_keys = _rewrites(values)
+    # the keys go last into the same table: a key equal to a written text shares its code
+    keys = np.empty(len(ascii_keys) + len(other_keys), dtype=object)
+    keys[:] = ascii_keys + other_keys
+    codes, _ = pd.factorize(np.concatenate([values, keys]), use_na_sentinel=True)
+    codes = codes.astype(np.int64, copy=False)
+    n = len(values)
     codes, tail = codes[:n], codes[n:]
-    codes[np.flatnonzero(pc.and_not(fix, other).to_numpy(zero_copy_only=False))] = \
-        tail[:len(keys)]
-    codes[np.flatnonzero(other.to_numpy(zero_copy_only=False))] = tail[len(keys):]
-    pa.default_memory_pool().release_unused()
+    codes[ascii_rows] = tail[:len(ascii_keys)]
+    codes[other_rows] = tail[len(ascii_keys):]
     out, start = {}, 0
-    for name, chunks in parts.items():
-        n = sum(len(c) for c in chunks)
-        out[name] = codes[start:start + n]
-        start += n
+    for name, part in parts.items():
+        out[name] = codes[start:start + len(part)]
+        start += len(part)
     return out
 
 

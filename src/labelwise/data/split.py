@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from labelwise.data.io import rows_where
 from labelwise.findings import Finding, Where, format_value
 from labelwise.labels.inference import Task
 from labelwise.labels.schema import LabelSchema
@@ -102,7 +103,7 @@ def carve_validation(
     chosen_groups[group[np.asarray(picked, dtype=int)]] = True
     mask = chosen_groups[group] if n else np.zeros(0, dtype=bool)
     keep = eligible if eligible is not None else np.ones(n, dtype=bool)
-    train, valid = frame[~mask], frame[mask]
+    train, valid = rows_where(frame, ~mask), rows_where(frame, mask)
     if schema.task is not Task.REGRESSION:
         findings.extend(_unreached(targets[keep], mask[keep], schema))
     record = CarveRecord(method, valid_size, seed, int((~mask).sum()), int(mask.sum()),
