@@ -144,3 +144,37 @@ def test_lazy_clipping_equals_clip_grad_norm(scale, seed):
     assert torch.equal(norm_ours, norm_theirs)
     for p, q in zip(ours, theirs):
         assert torch.equal(p.grad, q.grad)  # bit for bit, clipped or not
+
+
+@settings(max_examples=100, deadline=None)
+@given(arrays=st.lists(st.lists(st.integers(-3, 70), max_size=40), max_size=4),
+       specials=st.lists(st.integers(0, 80), max_size=3), scan=st.integers(1, 9))
+def test_used_token_ids_is_unique_of_every_id(arrays, specials, scan):
+    from labelwise.training import embedding_rows
+
+    parts = [np.asarray(a, dtype=np.int32) for a in arrays]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(embedding_rows, "_SCAN", scan)  # slices end inside the arrays
+        got = embedding_rows.used_token_ids(*parts, special_ids=specials)
+    want = np.unique(np.concatenate([*(p.astype(np.int64) for p in parts),
+                                     np.asarray(specials, dtype=np.int64)]))
+    assert got.dtype == np.int64 and got.tolist() == want.tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.text(max_size=5), st.integers(),
+                                 st.floats(allow_nan=True)), max_size=25),
+       dtype=st.sampled_from(["str", "object"]), chunk=st.integers(1, 7))
+def test_text_slices_read_what_texts_reads(values, dtype, chunk):
+    import pandas as pd
+
+    from labelwise.data.loading import Texts
+
+    if dtype == "str":
+        values = [v if v is None or isinstance(v, str) else str(v) for v in values]
+    series = pd.Series(values, dtype=dtype)
+    texts = Texts(series)
+    texts.CHUNK = chunk
+    whole = [str(t) for t in series.tolist()]
+    assert len(texts) == len(whole) and list(texts) == whole
+    assert texts[2:9] == whole[2:9] and all(texts[i] == whole[i] for i in range(len(whole)))

@@ -6,10 +6,10 @@ labels; carve a validation split when none was given. Nothing here knows of mode
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from labelwise.errors import ConfigError, DataError
 from labelwise.findings import Finding
@@ -81,10 +81,43 @@ class LoadedData:
     def texts(self, split: str) -> list[str]:
         return [str(t) for t in self.frames[split][self.text_column].tolist()]
 
+    def text_slices(self, split: str, column: str | None = None) -> Texts:
+        """:meth:`texts` (of ``column``, default the text column) read a slice at a time:
+        what tokenizing a large split iterates, without a Python string per row at once."""
+        return Texts(self.frames[split][column or self.text_column])
+
     def fingerprint(self, split: str) -> str:
         cols = [self.text_column, *([self.text_pair_column] if self.text_pair_column else []),
                 *self.label_columns]
         return frame_fingerprint(self.frames[split], cols)
+
+
+class Texts(Sequence[str]):
+    """A text column as ``str`` values (``str(value)``, as :meth:`LoadedData.texts`), read
+    from the frame a slice at a time."""
+
+    CHUNK = 8192
+
+    def __init__(self, series: Any) -> None:
+        self._series = series
+
+    def __len__(self) -> int:
+        return len(self._series)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [str(t) for t in self._series.iloc[index].tolist()]
+        return str(self._series.iloc[index])
+
+    def __iter__(self) -> Iterator[str]:
+        for start in range(0, len(self), self.CHUNK):
+            yield from self[start:start + self.CHUNK]
 
 
 def frame_fingerprint(frame: Any, columns: Sequence[str]) -> str:

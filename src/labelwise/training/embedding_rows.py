@@ -82,11 +82,29 @@ class RowCut:
         return model
 
 
+_SCAN = 1 << 22  # ids per pass: a memory-mapped split is read a slice at a time
+
+
 def used_token_ids(*id_arrays: np.ndarray, special_ids: list[int]) -> np.ndarray:
-    """The sorted distinct token ids of the arrays, with the special ids."""
-    parts = [np.asarray(a, dtype=np.int64).ravel() for a in id_arrays]
-    parts.append(np.asarray(special_ids, dtype=np.int64))
-    return np.unique(np.concatenate(parts))
+    """The sorted distinct token ids of the arrays, with the special ids (``np.unique`` of
+    them all, without an int64 copy of every id: a flag per vocabulary row, set a slice of
+    ids at a time)."""
+    seen = np.zeros(0, dtype=bool)
+    odd: list[np.ndarray] = []  # negative ids, which no vocabulary row has
+    for array in (*id_arrays, np.asarray(special_ids, dtype=np.int64)):
+        flat = np.asarray(array).ravel()
+        for start in range(0, len(flat), _SCAN):
+            part = flat[start:start + _SCAN]
+            if part.min() < 0:
+                odd.append(np.unique(part[part < 0]).astype(np.int64))
+                part = part[part >= 0]
+                if not len(part):
+                    continue
+            top = int(part.max()) + 1
+            if top > len(seen):
+                seen = np.concatenate([seen, np.zeros(top - len(seen), dtype=bool)])
+            seen[part] = True
+    return np.unique(np.concatenate([*odd, np.flatnonzero(seen).astype(np.int64)]))
 
 
 def cut_word_embeddings(model: Any, keep: np.ndarray) -> RowCut | None:

@@ -21,7 +21,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,7 +191,7 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def _texts_fingerprint(texts: list[str], pairs: list[str] | None) -> str:
+def _texts_fingerprint(texts: Sequence[str], pairs: Sequence[str] | None) -> str:
     digest = hashlib.sha256()
     for text in texts:
         digest.update(text.encode("utf-8", "surrogatepass"))
@@ -207,7 +207,7 @@ def _texts_fingerprint(texts: list[str], pairs: list[str] | None) -> str:
 CHUNK_ROWS = 8192  # rows per tokenizer call: large enough for the fast tokenizer's threads
 
 
-def _tokenize(tokenizer: Any, texts: list[str], pairs: list[str] | None,
+def _tokenize(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None,
               max_length: int, on_rows: Callable[[int], None] | None = None,
               into: Path | None = None) -> Encoded:
     """Tokenize in chunks; with ``into``, each chunk goes straight to the cache directory
@@ -249,7 +249,7 @@ def _tokenize(tokenizer: Any, texts: list[str], pairs: list[str] | None,
     return Encoded(flat, flat_types, offsets, max_length)
 
 
-def encode_texts(tokenizer: Any, texts: list[str], pairs: list[str] | None, *,
+def encode_texts(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None, *,
                  max_length: int, use_cache: bool = True,
                  on_rows: Callable[[int], None] | None = None) -> Encoded:
     """Token ids for ``texts`` (and optional second texts), from the cache when possible.

@@ -122,9 +122,9 @@ def prepare(plan: Plan, *, max_length: int | None = None, use_cache: bool = True
     bar = reporter.bar("tokenizing", total=sum(len(data.frames[s]) for s in data.splits),
                        unit="row") if reporter else None
     for split in data.splits:
-        texts = data.texts(split)
-        pairs = ([str(t) for t in data.frames[split][data.text_pair_column].tolist()]
-                 if data.text_pair_column else None)
+        texts = data.text_slices(split)  # one chunk of Python strings at a time
+        pairs = (data.text_slices(split, data.text_pair_column) if data.text_pair_column
+                 else None)
         encoded[split] = encode_texts(tokenizer, texts, pairs, max_length=length,
                                       use_cache=use_cache,
                                       on_rows=bar.update if bar is not None else None)

@@ -84,9 +84,9 @@ def test_metrics_of(plan: Plan, model_dir: Path) -> dict[str, Any] | None:
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     data = plan.data
-    pairs = ([str(t) for t in data.frames["test"][data.text_pair_column]]
-             if data.text_pair_column else None)
-    encoded = encode_texts(tokenizer, data.texts("test"), pairs,
+    pairs = (data.text_slices("test", data.text_pair_column) if data.text_pair_column
+             else None)
+    encoded = encode_texts(tokenizer, data.text_slices("test"), pairs,
                            max_length=int(manifest["max_length"]))
     logits = predict_logits(model, encoded, pad_id=tokenizer.pad_token_id or 0)
     contract = HeadContract.from_dict(manifest["contract"])  # the best trial's own contract
