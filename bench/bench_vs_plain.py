@@ -247,6 +247,25 @@ def _older_runs(data: dict[str, Any]) -> list[str]:
     return ["", " ".join(out)] if out else []
 
 
+def metric_rows(data: dict[str, Any], theirs_side: str, ours_side: str,
+                target_of: Any) -> list[str]:
+    """``| dataset | metric | theirs | ours | target | met? |`` rows of every dataset's test
+    metrics; ``target_of(name, key, table_target)`` gives each row's target or ``None``."""
+    lines = []
+    for name in DATASETS:
+        entry = data.get(name, {})
+        base, run = entry.get(theirs_side), entry.get(ours_side)
+        for key, label, listed in ROWS[name]:
+            target = target_of(name, key, listed)
+            ours = metric_value(run and run.get("test"), key)
+            met = ("–" if target is None or ours is None else
+                   "yes" if ours >= target else "**no**")
+            theirs = metric_value(base and base.get("test"), key)
+            goal = "–" if target is None else f"≥ {target:.2f}"
+            lines.append(f"| {name} | {label} | {fmt(theirs)} | {fmt(ours)} | {goal} | {met} |")
+    return lines
+
+
 def render(results: dict[str, Any]) -> str:
     """The markdown section, from the results JSON alone."""
     data = results.get("datasets", {})
@@ -290,16 +309,7 @@ def render(results: dict[str, Any]) -> str:
               "cores), which slows both sides."), "",
              "| dataset | metric | plain | labelwise tune | target | met? |",
              "|---|---|---:|---:|---:|---|"]
-    for name in DATASETS:
-        entry = data.get(name, {})
-        plain, tune = entry.get("plain"), entry.get("tune")
-        for key, label, target in ROWS[name]:
-            ours = metric_value(tune and tune.get("test"), key)
-            met = ("–" if target is None or ours is None else
-                   "yes" if ours >= target else "**no**")
-            theirs = metric_value(plain and plain.get("test"), key)
-            goal = "–" if target is None else f"≥ {target:.2f}"
-            lines.append(f"| {name} | {label} | {fmt(theirs)} | {fmt(ours)} | {goal} | {met} |")
+    lines += metric_rows(data, "plain", "tune", lambda name, key, target: target)
     lines += ["", ("Runs (wall time of the whole command; other load = CPU share other "
                "processes used during it). \"budget cut\" marks a tune that got less than "
                f"{budget / 60:.0f} minutes because the whole benchmark had to end by a set "
@@ -376,17 +386,8 @@ def render_defaults(results: dict[str, Any]) -> str:
               "above; test split."), "",
              "| dataset | metric | tuned config | defaults | raised target | met? |",
              "|---|---|---:|---:|---:|---|"]
-    for name in DATASETS:
-        entry = data.get(name, {})
-        tuned, ours_entry = entry.get("tune"), entry.get("defaults")
-        for key, label, _ in ROWS[name]:
-            target = RAISED.get(name, {}).get(key)
-            ours = metric_value(ours_entry and ours_entry.get("test"), key)
-            met = ("–" if target is None or ours is None else
-                   "yes" if ours >= target else "**no**")
-            theirs = metric_value(tuned and tuned.get("test"), key)
-            goal = "–" if target is None else f"≥ {target:.2f}"
-            lines.append(f"| {name} | {label} | {fmt(theirs)} | {fmt(ours)} | {goal} | {met} |")
+    lines += metric_rows(data, "tune", "defaults",
+                         lambda name, key, target: RAISED.get(name, {}).get(key))
     lines += ["", ("| dataset | wall time / budget, other load | what labelwise chose | "
                    "trials complete / pruned / failed | best params (valid objective) |"),
               "|---|---|---|---|---|"]
