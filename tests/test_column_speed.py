@@ -228,3 +228,24 @@ def test_rows_where_is_boolean_indexing_for_every_column_kind(rows, keep, chunke
     got, want = rows_where(frame, mask), frame[mask]
     pd.testing.assert_frame_equal(got, want)
     assert list(got.dtypes) == list(want.dtypes)
+
+
+@settings(max_examples=40, deadline=None)
+@given(cells=st.lists(st.one_of(st.none(), st.text(max_size=5), st.integers(),
+                                st.lists(st.integers(0, 3), max_size=2)), max_size=25),
+       rows=st.integers(1, 6))
+def test_content_sha_read_a_slice_at_a_time_is_the_whole_columns(cells, rows):
+    from labelwise.data import io
+
+    frame = pd.DataFrame({"text": [str(c) for c in cells], "label": pd.Series(cells,
+                                                                              dtype=object)})
+    whole = io.content_sha(frame)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(io, "_SHA_ROWS", rows)
+        assert io.content_sha(frame) == whole
+    if len(cells) > 1:  # and it still sees every row
+        changed = frame.copy()
+        changed.loc[changed.index[-1], "text"] = changed["text"].iloc[-1] + "!"
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(io, "_SHA_ROWS", rows)
+            assert io.content_sha(changed) != whole

@@ -128,9 +128,16 @@ def content_sha(frame: Any, columns: Sequence[str] | None = None) -> str:
     digest.update(repr(list(columns)).encode())
     digest.update(pd.util.hash_pandas_object(frame.index.to_frame(), index=False).values.tobytes())
     for column in columns:
-        text = frame[column].map(_cell)
-        digest.update(pd.util.hash_pandas_object(text, index=False).values.tobytes())
+        values = frame[column]
+        # a slice at a time: each row's hash depends on its cell alone, so the bytes are
+        # those of the whole column, without a repr string of every cell at once
+        for start in range(0, len(values), _SHA_ROWS):
+            text = values.iloc[start:start + _SHA_ROWS].map(_cell)
+            digest.update(pd.util.hash_pandas_object(text, index=False).values.tobytes())
     return digest.hexdigest()[:16]
+
+
+_SHA_ROWS = 65536
 
 
 def describe_data(obj: Any) -> str:

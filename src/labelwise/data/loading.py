@@ -67,6 +67,8 @@ class LoadedData:
     findings: tuple[Finding, ...] = field(default=())
     # each split's text_codes of the text column, row for row (computed once, read by audit)
     text_codes: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _fingerprints: dict[str, str] = field(default_factory=dict, init=False, repr=False,
+                                          compare=False)
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -87,9 +89,13 @@ class LoadedData:
         return Texts(self.frames[split][column or self.text_column])
 
     def fingerprint(self, split: str) -> str:
-        cols = [self.text_column, *([self.text_pair_column] if self.text_pair_column else []),
-                *self.label_columns]
-        return frame_fingerprint(self.frames[split], cols)
+        """The split's content hash (computed once: the frames are not changed)."""
+        if split not in self._fingerprints:
+            cols = [self.text_column,
+                    *([self.text_pair_column] if self.text_pair_column else []),
+                    *self.label_columns]
+            self._fingerprints[split] = frame_fingerprint(self.frames[split], cols)
+        return self._fingerprints[split]
 
 
 class Texts(Sequence[str]):
