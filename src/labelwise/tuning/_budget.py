@@ -75,7 +75,7 @@ def trial_length(plan: Plan, space: dict[str, Any], *, timeout: float | None, n_
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // max(1, parallel)))
     try:
         probe = _slowest(plan, space)
-        prepared = prepare(probe, max_length=max_length_over(plan.config, space))
+        prepared = prepare(probe)  # at the space's longest max_length, like the trials
         prepared.base_state = load_base_state(probe)
         speed = measure_speed(prepared, probe)
     finally:

@@ -112,7 +112,7 @@ def _joined_trial_length(plan: Plan, space: dict[str, Any], *, storage: str,
                          study_name: str) -> Plan:
     """A ``--join`` process trains its trials as long as the process that started the
     study chose (:data:`TRIAL_ATTR`), unless its own config sets or searches the length."""
-    from labelwise.plan.budget import BUDGET_KEYS
+    from labelwise.plan.budget import user_trial_length
     from labelwise.tuning._budget import with_trial_length
 
     optuna = optuna_module()
@@ -121,9 +121,8 @@ def _joined_trial_length(plan: Plan, space: dict[str, Any], *, storage: str,
     except KeyError:  # no such study: open_study says so
         return plan
     saved = study.user_attrs.get(TRIAL_ATTR)
-    given = {k.split(".", 1)[1] for k in BUDGET_KEYS} & set(plan.config.train.model_fields_set)
-    if not saved or saved == trial_length_of(plan) or given or any(k in space for k in
-                                                                  BUDGET_KEYS):
+    own = user_trial_length(train_fields=set(plan.config.train.model_fields_set), space=space)
+    if not saved or saved == trial_length_of(plan) or own is not None:
         return plan
     params = {f"train.{k}": v for k, v in saved.items()}
     reason = f"the study's: chosen by the process that started study '{study_name}'"
