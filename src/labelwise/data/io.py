@@ -7,12 +7,14 @@ columns exist. Row numbers in every message are the DataFrame index of the split
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import difflib
 import errno
 import json
 import os
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,8 @@ from labelwise.errors import DataError
 
 __all__ = ["Table", "read_table", "split_dataset_dict", "check_columns", "SUFFIXES",
            "type_label_cells", "refuse_duplicate_columns",
-           "in_memory", "describe_data", "content_sha", "is_data_path", "rows_where"]
+           "in_memory", "describe_data", "content_sha", "is_data_path", "rows_where",
+           "mapped_column"]
 
 SUFFIXES = {
     ".csv": "csv",
@@ -59,6 +62,55 @@ def rows_where(frame: Any, mask: Any) -> Any:
         else:
             columns[name] = frame[name][keep]
     return pd.DataFrame(columns, index=index, columns=frame.columns, copy=False)
+
+
+def mapped_column(series: Any, path: Path) -> Any | None:
+    """``series`` (an Arrow-backed column: pandas' strings) read back from an Arrow file at
+    ``path``, memory-mapped: the same values, index, name and dtype, held in the page
+    cache (which the OS can drop and read again) instead of the process's own memory.
+
+    The file is written when missing (a temporary file beside it, then one rename, so a
+    crash leaves no partial file) and reused when present, but only if its values equal
+    ``series``' exactly. ``None`` when the column is not Arrow-backed or the file cannot
+    be written or read (the caller keeps ``series``)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    values = series.array
+    if not isinstance(values, pd.arrays.ArrowExtensionArray):
+        return None
+    held = values.__arrow_array__()
+    if isinstance(held, pa.Array):
+        held = pa.chunked_array([held], type=held.type)
+
+    def read() -> Any | None:
+        try:
+            table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+        except (OSError, pa.ArrowException):
+            return None
+        if table.num_columns != 1 or not table.column(0).equals(held):
+            return None
+        return table.column(0)
+
+    mapped = read() if path.exists() else None
+    if mapped is None:
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with pa.OSFile(str(tmp), "wb") as sink, \
+                    pa.ipc.new_file(sink, pa.schema([("values", held.type)])) as writer:
+                writer.write_table(pa.table({"values": held}))
+            os.replace(tmp, path)
+        except (OSError, pa.ArrowException):
+            return None
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        mapped = read()
+        if mapped is None:
+            return None
+    return pd.Series(pd.array(mapped, dtype=values.dtype), index=series.index,
+                     name=series.name, copy=False)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any, overload
 
 from labelwise.errors import ConfigError, DataError
 from labelwise.findings import Finding
-from labelwise.data.io import (Table, check_columns, content_sha, read_table,
+from labelwise.data.io import (Table, check_columns, content_sha, mapped_column, read_table,
                                split_dataset_dict, type_label_cells)
 from labelwise.labels.inference import infer_task
 from labelwise.labels.schema import LabelSchema
@@ -69,6 +69,7 @@ class LoadedData:
     text_codes: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _fingerprints: dict[str, str] = field(default_factory=dict, init=False, repr=False,
                                           compare=False)
+    _mapped: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -87,6 +88,35 @@ class LoadedData:
         """:meth:`texts` (of ``column``, default the text column) read a slice at a time:
         what tokenizing a large split iterates, without a Python string per row at once."""
         return Texts(self.frames[split][column or self.text_column])
+
+    def map_texts(self, folder: Path, *, min_rows: int) -> tuple[str, ...]:
+        """Hold the text columns of each split of at least ``min_rows`` rows memory-mapped
+        from an Arrow file in ``folder`` (named by the split's fingerprint) instead of in
+        the process's memory: what a long run keeps of a large training set. The values,
+        index and dtype are unchanged; a column that cannot be mapped stays as it is.
+        Returns the splits mapped."""
+        import pyarrow as pa
+
+        done = []
+        columns = [self.text_column, *([self.text_pair_column] if self.text_pair_column
+                                       else [])]
+        for split in self.splits:
+            frame = self.frames[split]
+            if split in self._mapped or len(frame) < min_rows:
+                continue
+            key = self.fingerprint(split)
+            mapped = {}
+            for i, column in enumerate(columns):
+                series = mapped_column(frame[column], folder / f"{key}-{i}.arrow")
+                if series is not None:
+                    mapped[column] = series
+            if mapped:
+                self.frames[split] = frame.assign(**mapped)
+                self._mapped.add(split)
+                done.append(split)
+        if done:
+            pa.default_memory_pool().release_unused()
+        return tuple(done)
 
     def fingerprint(self, split: str) -> str:
         """The split's content hash (computed once: the frames are not changed)."""
