@@ -78,6 +78,9 @@ def test_the_rule_picks_the_longest_rung_with_room(timeout, epoch, evaluation, n
     more = trial_budget(timeout=timeout * 2, epoch_seconds=epoch, eval_seconds=evaluation,
                         n_trials=n_trials, parallel=parallel)
     assert more.epochs >= budget.epochs  # a larger budget never trains less
+    saved = TrialBudget.from_dict(json.loads(json.dumps(budget.to_dict())))  # tune.json
+    assert saved.params() == budget.params()
+    assert saved.evals_per_epoch == budget.evals_per_epoch and saved.parallel == parallel
 
 
 def test_bad_figures_are_refused():

@@ -81,6 +81,13 @@ class TrialBudget:
                 "eval_seconds": round(self.eval_seconds, 2), "timeout": self.timeout,
                 "parallel": self.parallel, "full_trials": round(self.full_trials, 1)}
 
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> TrialBudget:
+        """The budget :meth:`to_dict` wrote (``full_trials`` is derived, not read)."""
+        return cls(epochs=saved["epochs"], evals_per_epoch=saved["evals_per_epoch"],
+                   epoch_seconds=saved["epoch_seconds"], eval_seconds=saved["eval_seconds"],
+                   timeout=saved["timeout"], parallel=saved.get("parallel", 1))
+
 
 def _duration(seconds: float) -> str:
     if seconds < 90:

@@ -57,10 +57,7 @@ def trial_length(plan: Plan, space: dict[str, Any], *, timeout: float | None, n_
         logger.debug("trial length as configured: %s", user)
         return plan, None
     if saved is not None:
-        budget = TrialBudget(epochs=saved["epochs"], evals_per_epoch=saved["evals_per_epoch"],
-                             epoch_seconds=saved["epoch_seconds"],
-                             eval_seconds=saved["eval_seconds"], timeout=saved["timeout"],
-                             parallel=saved.get("parallel", 1))
+        budget = TrialBudget.from_dict(saved)
         reasons = {k: f"{why}; chosen when the search started" for k, why in
                    budget.reasons().items()}
         return with_trial_length(plan, budget.params(), reasons), budget
