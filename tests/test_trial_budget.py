@@ -18,16 +18,16 @@ from tuning_data import data
 
 # -- the rule ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("epoch_seconds, epochs, evals", [
-    (125.0, 2.0, 2),  # ag_news, 8,000 long news texts: the tuned config's 2 epochs
-    (80.0, 3.0, 1),  # go_emotions: the tuned config's 3 epochs, one evaluation each
-    (25.0, 3.0, 1),  # trec
-    (400.0, 0.5, 8),  # too large to train once per trial: half an epoch, 4 evaluations
-    (20000.0, 0.25, 16),  # the last rung, even without room for 6
+@pytest.mark.parametrize("epoch_seconds, eval_seconds, epochs, evals", [
+    (229.26, 14.71, 2.0, 2),  # sst2 as measured by bench_vs_plain --defaults
+    (229.02, 9.61, 2.0, 2),  # go_emotions, the same
+    (80.0, 1.0, 3.0, 1),  # a fast epoch: the most epochs, one evaluation each
+    (400.0, 1.0, 1.0, 4),  # too large to train twice per trial: one epoch, 4 evaluations
+    (20000.0, 1.0, 0.25, 16),  # the last rung, even without room for 3
 ])
-def test_epochs_leave_room_for_six_full_trials(epoch_seconds, epochs, evals):
-    budget = trial_budget(timeout=1650, epoch_seconds=epoch_seconds, eval_seconds=1.0,
-                          n_trials=200)
+def test_epochs_leave_room_for_three_full_trials(epoch_seconds, eval_seconds, epochs, evals):
+    budget = trial_budget(timeout=1650, epoch_seconds=epoch_seconds,
+                          eval_seconds=eval_seconds, n_trials=200)
     assert (budget.epochs, budget.evals_per_epoch) == (epochs, evals)
     assert budget.params() == {"train.epochs": epochs, "train.evals_per_epoch": evals}
     reason = budget.reasons()["train.epochs"]
@@ -40,7 +40,7 @@ def test_few_trials_need_room_for_only_as_many():
     assert trial_budget(timeout=1650, epoch_seconds=250, eval_seconds=1,
                         n_trials=2).epochs == 3.0
     assert trial_budget(timeout=1650, epoch_seconds=250, eval_seconds=1,
-                        n_trials=20).epochs == 1.0
+                        n_trials=20).epochs == 2.0
 
 
 def test_evaluations_take_at_most_a_fifth_of_training():
@@ -48,15 +48,15 @@ def test_evaluations_take_at_most_a_fifth_of_training():
     budget = trial_budget(timeout=100000, epoch_seconds=1000, eval_seconds=100,
                           n_trials=5)
     assert budget.epochs == 3.0 and budget.evals_per_epoch == 1
-    budget = trial_budget(timeout=7500, epoch_seconds=1000, eval_seconds=100, n_trials=6)
+    budget = trial_budget(timeout=4000, epoch_seconds=1000, eval_seconds=100, n_trials=6)
     assert budget.epochs == 1.0 and budget.evals_per_epoch == 2
 
 
 def test_parallel_trials_count_as_room():
-    alone = trial_budget(timeout=1000, epoch_seconds=100, eval_seconds=1, n_trials=50)
-    two = trial_budget(timeout=1000, epoch_seconds=100, eval_seconds=1, n_trials=50,
+    alone = trial_budget(timeout=1000, epoch_seconds=150, eval_seconds=1, n_trials=50)
+    two = trial_budget(timeout=1000, epoch_seconds=150, eval_seconds=1, n_trials=50,
                        parallel=2)
-    assert (alone.epochs, two.epochs) == (1.0, 3.0)
+    assert (alone.epochs, two.epochs) == (2.0, 3.0)
 
 
 @settings(max_examples=200, deadline=None)

@@ -5,13 +5,14 @@ A search with a wall-clock budget (``search.timeout``) that leaves ``train.epoch
 the space) gets them from this rule, with the speed measured on the first optimizer steps
 of the search's own model and data (``labelwise.training.speed``):
 
-* **epochs**: the most of 3, 2, 1, 0.5 and 0.25 that leaves room for at least 6 full
+* **epochs**: the most of 3, 2, 1, 0.5 and 0.25 that leaves room for at least 3 full
   trials in the budget (or for ``n_trials``, when fewer). The five tuned configs of the
-  benchmark table (``bench/configs/tune_*.yaml``) trained 2 or 3 epochs a trial, with room
-  for 6.6 (ag_news) to 22 (trec) full trials in 27.5 minutes; below about 6 the median
-  pruner (5 startup trials) and TPE (5 random startup trials) leave no budget for the
-  trials that use what they learned. 0.5 and 0.25 epochs are for sets too large to train
-  once per trial in the budget.
+  benchmark table (``bench/configs/tune_*.yaml``) trained 2 or 3 epochs a trial and
+  completed 2 to 6 trials in 27.5 minutes, the pruner stopping the rest early. Room for 6
+  full trials, tried first, chose 1 epoch on sst2 and go_emotions at the speed of the
+  space's smallest batch and lost 3 and 5 points of test score to the old fixed 3 epochs
+  (``BENCHMARKS.md``): on these sets a trial's length buys more than a trial's count.
+  0.5 and 0.25 epochs are for sets too large to train once per trial in the budget.
 * **evals_per_epoch**: about 4 evaluations a trial, the points where the pruner can stop
   a weak trial: ``round(4 / epochs)`` (3 epochs: 1, 2 epochs: 2, 1 epoch: 4), fewer when
   the evaluations would take more than a fifth of the training time.
@@ -32,7 +33,10 @@ __all__ = ["TrialBudget", "trial_budget", "BUDGET_KEYS", "EPOCH_LADDER", "MIN_FU
            "EVALS_PER_TRIAL", "MAX_EVAL_SHARE", "user_trial_length"]
 
 EPOCH_LADDER = (3.0, 2.0, 1.0, 0.5, 0.25)
-MIN_FULL_TRIALS = 6
+# 3, not more: with sst2 and go_emotions (MiniLM, 27 min) room for 6 chose 1 epoch and lost
+# 3 and 5 points of test score to 3 epochs; the pruner makes the trials after the first
+# few cheap, so the budget buys length first
+MIN_FULL_TRIALS = 3
 EVALS_PER_TRIAL = 4
 MAX_EVAL_SHARE = 0.2
 # the config keys this rule sets; a user who sets or searches any of them keeps them all
