@@ -218,7 +218,7 @@ def fmt_params(params: dict[str, Any]) -> str:
     def one(value: Any) -> str:
         if isinstance(value, float) and 0 < abs(value) < 0.01:
             return f"{value:.1e}"
-        return f"{value:g}" if isinstance(value, float) else str(value)
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
 
     return ", ".join(f"{k.split('.')[-1]} {one(v)}" for k, v in params.items())
 
@@ -397,7 +397,8 @@ def render_defaults(results: dict[str, Any]) -> str:
             lines.append(f"| {name} | not run | – | – | – |")
             continue
         chosen = run.get("trial_budget") or {}
-        what = (f"{chosen['epochs']:g} epochs, {chosen['evals_per_epoch']} evaluations an "
+        epochs = f"{chosen['epochs']:g} epoch" + ("" if chosen.get("epochs") == 1 else "s")
+        what = (f"{epochs}, {chosen['evals_per_epoch']} evaluations an "
                 f"epoch (measured {chosen['epoch_seconds'] / 60:.1f} min an epoch, room for "
                 f"{chosen['full_trials']:g} full trials)" if chosen else "the config's")
         t = run["trials"]
