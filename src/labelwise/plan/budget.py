@@ -33,10 +33,7 @@ __all__ = ["TrialBudget", "trial_budget", "BUDGET_KEYS", "EPOCH_LADDER", "MIN_FU
            "EVALS_PER_TRIAL", "MAX_EVAL_SHARE", "user_trial_length"]
 
 EPOCH_LADDER = (3.0, 2.0, 1.0, 0.5, 0.25)
-# 3, not more: with sst2 and go_emotions (MiniLM, 27 min) room for 6 chose 1 epoch and lost
-# 3 and 5 points of test score to 3 epochs; the pruner makes the trials after the first
-# few cheap, so the budget buys length first
-MIN_FULL_TRIALS = 3
+MIN_FULL_TRIALS = 3  # why 3, not 6: the module docstring (epochs)
 EVALS_PER_TRIAL = 4
 MAX_EVAL_SHARE = 0.2
 # the config keys this rule sets; a user who sets or searches any of them keeps them all
