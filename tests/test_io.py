@@ -152,6 +152,33 @@ def test_csv_label_typing_leaves_texts_and_word_labels_alone(tmp_path):
     assert data.schema.classes == ("neg", "pos")
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+@pytest.mark.parametrize("texts", [
+    ["True", "False", "true"],  # pandas' bools
+    [" 1", "2 ", "1e3"],  # numbers with spaces and exponents
+    ["", "", "7"],  # empty cells next to a number
+], ids=["bools", "numbers", "empty"])
+def test_text_cells_that_look_typed_are_read_as_written(tmp_path, suffix, texts):
+    sep = "," if suffix == ".csv" else "\t"
+    body = "".join(f"{t}{sep}{i % 2}\n" for i, t in enumerate(texts))
+    path = _write(tmp_path / f"t{suffix}", f"text{sep}label\n{body}")
+    column = load_splits(train=path, valid=path).frames["train"]["text"]
+    assert [None if pd.isna(t) else t for t in column] == [t or None for t in texts]
+    assert all(isinstance(t, str) for t in column.dropna())
+
+
+def test_a_text_column_typed_differently_in_two_chunks_is_read_as_written(tmp_path, recwarn):
+    # pandas' C parser types a column per block of rows: ints in the first block, a word in
+    # a later one, and the column comes back mixed (with a DtypeWarning) unless read again
+    rows = [f"{i:03d},{i % 2}" for i in range(300_000)] + ["a word,1"]
+    path = _write(tmp_path / "t.csv", "text,label\n" + "\n".join(rows) + "\n")
+    data = load_splits(train=path, valid=path)
+    texts = data.texts("train")
+    assert texts[:3] == ["000", "001", "002"] and texts[-1] == "a word"
+    assert len(texts) == 300_001
+    assert not [w for w in recwarn if issubclass(w.category, pd.errors.DtypeWarning)]
+
+
 def test_latin1_file_names_line_and_asks_for_utf8(tmp_path):
     path = _write(tmp_path / "t.csv", "text,label\ngood,pos\ncafé,neg\n", encoding="latin-1")
     with pytest.raises(DataError) as info:
