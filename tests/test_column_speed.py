@@ -145,8 +145,8 @@ WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2028\u3000"
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(st.none(), st.lists(st.sampled_from(
     list("ab") + list(WHITESPACE) + ["é", "e\u0301", "\u212b", "A\u030a"]), max_size=8
-    ).map("".join)), max_size=30), st.integers(1, 4))
-def test_text_codes_group_rows_exactly_as_text_key_does(texts, n_chunks):
+    ).map("".join)), max_size=30), st.integers(1, 4), st.sampled_from([2, 7, 65536]))
+def test_text_codes_group_rows_exactly_as_text_key_does(texts, n_chunks, scan_rows):
     import pyarrow as pa
 
     # as pandas holds a column read by pyarrow: in several chunks
@@ -158,7 +158,12 @@ def test_text_codes_group_rows_exactly_as_text_key_does(texts, n_chunks):
         [], dtype="str")
     half = len(texts) // 2
     other = pd.Series(texts[:half], dtype=object)  # an object column, another split
-    codes = text_codes({"train": series, "test": other})
+    from unittest import mock
+
+    from labelwise.data import auditing
+
+    with mock.patch.object(auditing, "_SCAN_ROWS", scan_rows):  # pieces of a chunk
+        codes = text_codes({"train": series, "test": other})
     got = np.concatenate([codes["train"], codes["test"]])
     keys = [text_key(t) for t in [*texts, *texts[:half]]]
     assert [c < 0 for c in got] == [k is None for k in keys]

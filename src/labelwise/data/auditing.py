@@ -7,6 +7,7 @@ codes are listed in the README's table of findings; a test feeds the bad input f
 from __future__ import annotations
 
 import math
+import os
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -139,25 +140,56 @@ def _ascii_keys(arr: Any) -> Any:
     return pc.if_else(pc.equal(spaced, ""), pa.scalar(None, pa.large_string()), spaced)
 
 
-def _rewrites(values: np.ndarray) -> tuple[np.ndarray, list[Any], np.ndarray, list[Any]]:
-    """The rows whose text is not its own key, and their keys: ASCII ones (rewritten by
-    pyarrow, whole chunks at a time) and the others (through :func:`text_key`)."""
+def _arrow_pieces(series: Any, values: np.ndarray) -> list[Any]:
+    """A text column as Arrow arrays of at most ``_SCAN_ROWS`` rows each: the column's own
+    chunks when pandas holds it in Arrow (no copy), else copies of ``values``' strings."""
     import pyarrow as pa
+
+    to_arrow = getattr(getattr(series, "array", None), "__arrow_array__", None)
+    native = to_arrow() if to_arrow is not None else None
+    if native is None or len(native) != len(values) or not (
+            pa.types.is_string(native.type) or pa.types.is_large_string(native.type)):
+        return [pa.array(values[i:i + _SCAN_ROWS], type=pa.large_string(), from_pandas=True)
+                for i in range(0, len(values), _SCAN_ROWS)]
+    pieces: list[Any] = []
+    for chunk in native.chunks:
+        chunk = chunk.cast(pa.large_string())
+        pieces += [chunk.slice(i, _SCAN_ROWS) for i in range(0, len(chunk), _SCAN_ROWS)]
+    return pieces
+
+
+def _scan(arr: Any) -> tuple[np.ndarray, Any, np.ndarray]:
+    """One piece's rows whose text is not its own key: ASCII ones with their keys, and the
+    others. pyarrow does the work without the GIL, so pieces can run in threads."""
     import pyarrow.compute as pc
 
+    fix = pc.fill_null(pc.or_(pc.match_substring_regex(arr, _RESPACE), pc.equal(arr, "")),
+                       False)
+    other = pc.fill_null(pc.invert(pc.string_is_ascii(arr)), False)
+    plain = pc.and_not(fix, other)
+    return (np.flatnonzero(plain.to_numpy(zero_copy_only=False)),
+            _ascii_keys(pc.filter(arr, plain)),
+            np.flatnonzero(other.to_numpy(zero_copy_only=False)))
+
+
+def _rewrites(values: np.ndarray, pieces: Sequence[Any]
+              ) -> tuple[np.ndarray, list[Any], np.ndarray, list[Any]]:
+    """The rows whose text is not its own key, and their keys: ASCII ones (rewritten by
+    pyarrow, a piece at a time, on every core) and the others (through :func:`text_key`).
+    ``pieces`` hold ``values`` in order, as Arrow arrays."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        scanned = list(pool.map(_scan, pieces))
     ascii_rows: list[np.ndarray] = []
     ascii_keys: list[Any] = []
     other_rows: list[np.ndarray] = []
-    for start in range(0, len(values), _SCAN_ROWS):
-        arr = pa.array(values[start:start + _SCAN_ROWS], type=pa.large_string(),
-                       from_pandas=True)
-        fix = pc.fill_null(pc.or_(pc.match_substring_regex(arr, _RESPACE),
-                                  pc.equal(arr, "")), False)
-        other = pc.fill_null(pc.invert(pc.string_is_ascii(arr)), False)
-        plain = pc.and_not(fix, other)
-        ascii_rows.append(np.flatnonzero(plain.to_numpy(zero_copy_only=False)) + start)
-        ascii_keys += _ascii_keys(pc.filter(arr, plain)).to_pylist()
-        other_rows.append(np.flatnonzero(other.to_numpy(zero_copy_only=False)) + start)
+    start = 0
+    for arr, (plain, keys, other) in zip(pieces, scanned, strict=True):
+        ascii_rows.append(plain + start)
+        ascii_keys += keys.to_pylist()
+        other_rows.append(other + start)
+        start += len(arr)
     empty = np.zeros(0, np.int64)
     rows = np.concatenate([empty, *other_rows])
     return (np.concatenate([empty, *ascii_rows]), ascii_keys, rows,
@@ -180,9 +212,11 @@ def text_codes(columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
     if not columns:
         return {}
     parts = {name: _text_values(values) for name, values in columns.items()}
+    pieces = [p for name, values in columns.items()
+              for p in _arrow_pieces(values, parts[name])]
     values = np.concatenate(list(parts.values())) if len(parts) > 1 else next(
         iter(parts.values()))
-    ascii_rows, ascii_keys, other_rows, other_keys = _rewrites(values)
+    ascii_rows, ascii_keys, other_rows, other_keys = _rewrites(values, pieces)
     # the keys go last into the same table: a key equal to a written text shares its code
     keys = np.empty(len(ascii_keys) + len(other_keys), dtype=object)
     keys[:] = ascii_keys + other_keys
