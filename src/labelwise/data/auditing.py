@@ -140,17 +140,16 @@ def _ascii_keys(arr: Any) -> Any:
     return pc.if_else(pc.equal(spaced, ""), pa.scalar(None, pa.large_string()), spaced)
 
 
-def _arrow_pieces(series: Any, values: np.ndarray) -> list[Any]:
-    """A text column as Arrow arrays of at most ``_SCAN_ROWS`` rows each: the column's own
-    chunks when pandas holds it in Arrow (no copy), else copies of ``values``' strings."""
+def _arrow_pieces(series: Any) -> list[Any] | None:
+    """A text column as pandas holds it in Arrow, in pieces of at most ``_SCAN_ROWS`` rows
+    (no copy), or ``None`` for a column held otherwise."""
     import pyarrow as pa
 
     to_arrow = getattr(getattr(series, "array", None), "__arrow_array__", None)
     native = to_arrow() if to_arrow is not None else None
-    if native is None or len(native) != len(values) or not (
-            pa.types.is_string(native.type) or pa.types.is_large_string(native.type)):
-        return [pa.array(values[i:i + _SCAN_ROWS], type=pa.large_string(), from_pandas=True)
-                for i in range(0, len(values), _SCAN_ROWS)]
+    if native is None or not (pa.types.is_string(native.type)
+                              or pa.types.is_large_string(native.type)):
+        return None
     pieces: list[Any] = []
     for chunk in native.chunks:
         chunk = chunk.cast(pa.large_string())
@@ -158,9 +157,16 @@ def _arrow_pieces(series: Any, values: np.ndarray) -> list[Any]:
     return pieces
 
 
+def _copied_pieces(values: np.ndarray) -> list[Any]:
+    import pyarrow as pa
+
+    return [pa.array(values[i:i + _SCAN_ROWS], type=pa.large_string(), from_pandas=True)
+            for i in range(0, len(values), _SCAN_ROWS)]
+
+
 def _scan(arr: Any) -> tuple[np.ndarray, Any, np.ndarray]:
-    """One piece's rows whose text is not its own key: ASCII ones with their keys, and the
-    others. pyarrow does the work without the GIL, so pieces can run in threads."""
+    """One piece's rows whose text is not its own key: ASCII ones with their keys (made by
+    pyarrow, whole pieces at a time), and the others. pyarrow works without the GIL."""
     import pyarrow.compute as pc
 
     fix = pc.fill_null(pc.or_(pc.match_substring_regex(arr, _RESPACE), pc.equal(arr, "")),
@@ -172,30 +178,6 @@ def _scan(arr: Any) -> tuple[np.ndarray, Any, np.ndarray]:
             np.flatnonzero(other.to_numpy(zero_copy_only=False)))
 
 
-def _rewrites(values: np.ndarray, pieces: Sequence[Any]
-              ) -> tuple[np.ndarray, list[Any], np.ndarray, list[Any]]:
-    """The rows whose text is not its own key, and their keys: ASCII ones (rewritten by
-    pyarrow, a piece at a time, on every core) and the others (through :func:`text_key`).
-    ``pieces`` hold ``values`` in order, as Arrow arrays."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        scanned = list(pool.map(_scan, pieces))
-    ascii_rows: list[np.ndarray] = []
-    ascii_keys: list[Any] = []
-    other_rows: list[np.ndarray] = []
-    start = 0
-    for arr, (plain, keys, other) in zip(pieces, scanned, strict=True):
-        ascii_rows.append(plain + start)
-        ascii_keys += keys.to_pylist()
-        other_rows.append(other + start)
-        start += len(arr)
-    empty = np.zeros(0, np.int64)
-    rows = np.concatenate([empty, *other_rows])
-    return (np.concatenate([empty, *ascii_rows]), ascii_keys, rows,
-            [text_key(t) for t in values[rows]])
-
-
 def text_codes(columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """A code per row of each text column: two rows share a code exactly when
     :func:`text_key` calls them the same text, across all the columns given; -1 is a row
@@ -203,34 +185,90 @@ def text_codes(columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
 
     The conflict (LW109) and leakage (LW110) checks and the carving of validation read
     these codes. Most texts are their own key (ASCII, single spaces, nothing at the ends):
-    pandas hashes the Python strings as they are (no copy of the texts); pyarrow finds, a
-    chunk at a time, the texts that are not their own key, and each of those takes the code
-    of its key.
+    pandas hashes the Python strings as they are (no copy of the texts). Meanwhile pyarrow
+    finds, in threads, the texts that are not their own key and writes the keys of the
+    ASCII ones; the others go through :func:`text_key`. Each such row takes the code of its
+    key: the code of the same written text, else a new one. The codes are those of one
+    ``pandas.factorize`` over the texts followed by the keys.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import pandas as pd
+    import pyarrow as pa
 
     if not columns:
         return {}
-    parts = {name: _text_values(values) for name, values in columns.items()}
-    pieces = [p for name, values in columns.items()
-              for p in _arrow_pieces(values, parts[name])]
-    values = np.concatenate(list(parts.values())) if len(parts) > 1 else next(
-        iter(parts.values()))
-    ascii_rows, ascii_keys, other_rows, other_keys = _rewrites(values, pieces)
-    # the keys go last into the same table: a key equal to a written text shares its code
-    keys = np.empty(len(ascii_keys) + len(other_keys), dtype=object)
-    keys[:] = ascii_keys + other_keys
-    codes, _ = pd.factorize(np.concatenate([values, keys]), use_na_sentinel=True)
-    codes = codes.astype(np.int64, copy=False)
-    n = len(values)
-    codes, tail = codes[:n], codes[n:]
-    codes[ascii_rows] = tail[:len(ascii_keys)]
-    codes[other_rows] = tail[len(ascii_keys):]
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        parts: dict[str, Any] = dict.fromkeys(columns)  # in the columns' order
+        pieces: list[Any] = []
+        for name, series in columns.items():
+            arrow = _arrow_pieces(series)
+            if arrow is None:
+                parts[name] = _text_values(series)
+                arrow = _copied_pieces(parts[name])
+            pieces += arrow
+        scans = [pool.submit(_scan, p) for p in pieces]  # pyarrow, beside the hashing
+        for name, series in columns.items():
+            if parts[name] is None:
+                parts[name] = _text_values(series)
+        values = np.concatenate(list(parts.values())) if len(parts) > 1 else next(
+            iter(parts.values()))
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        codes = codes.astype(np.int64, copy=False)
+        starts = np.cumsum([0] + [len(p) for p in pieces])
+        scanned = [scan.result() for scan in scans]
+        rows_a = np.concatenate([np.zeros(0, np.int64)] + [
+            plain + at for (plain, _, _), at in zip(scanned, starts, strict=False)])
+        rows_o = np.concatenate([np.zeros(0, np.int64)] + [
+            other + at for (_, _, other), at in zip(scanned, starts, strict=False)])
+        keys = pa.chunked_array([k for _, k, _ in scanned] + [pa.array(
+            [text_key(t) for t in values[rows_o]], type=pa.large_string())],
+            type=pa.large_string())
+        key_codes = _codes_of_keys(keys, pieces, codes, len(uniques), pool)
+    codes[rows_a] = key_codes[:len(rows_a)]
+    codes[rows_o] = key_codes[len(rows_a):]
     out, start = {}, 0
     for name, part in parts.items():
         out[name] = codes[start:start + len(part)]
         start += len(part)
     return out
+
+
+def _codes_of_keys(keys: Any, pieces: Sequence[Any], codes: np.ndarray, n_codes: int,
+                   pool: Any) -> np.ndarray:
+    """Each key's code as if factorized after the texts: the code of a text written the
+    same way, else a new code past the ``n_codes`` in order of first appearance; -1 for
+    a key of no text (``None``)."""
+    import pyarrow.compute as pc
+
+    distinct = pc.drop_null(pc.unique(keys))
+    key_ids = _ids(pc.index_in(keys, value_set=distinct))
+    if not len(distinct):
+        return key_ids
+    # the rows whose text is written as a key, found by pyarrow: one hash set of the keys
+    # per half of the texts, a half per thread
+    import pyarrow as pa
+
+    half = (len(pieces) + 1) // 2
+    halves = [pa.chunked_array(part, type=pa.large_string())
+              for part in (pieces[:half], pieces[half:]) if part]
+    match = np.concatenate([_ids(m) for m in pool.map(
+        lambda texts: pc.index_in(texts, value_set=distinct), halves)])
+    rows = np.flatnonzero(match >= 0)
+    code = np.full(len(distinct), -1, dtype=np.int64)
+    ids, first = np.unique(match[rows], return_index=True)
+    code[ids] = codes[rows[first]]
+    new = np.flatnonzero(code < 0)
+    _, first_seen = np.unique(key_ids[key_ids >= 0], return_index=True)  # every distinct key
+    code[new[np.argsort(first_seen[new], kind="stable")]] = n_codes + np.arange(len(new))
+    return np.where(key_ids >= 0, code[np.maximum(key_ids, 0)], -1)
+
+
+def _ids(found: Any) -> np.ndarray:
+    """``pyarrow.compute.index_in``'s result as int64, -1 where nothing matched."""
+    import pyarrow.compute as pc
+
+    return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 class _Ctx:
