@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labelwise.data.split import stratified_shuffle_split
+from labelwise.data.split import iterative_stratification_split, stratified_shuffle_split
 
 
 @st.composite
@@ -63,3 +63,37 @@ def test_carving_a_split_does_not_import_scikit_learn(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+@st.composite
+def _label_matrix(draw):
+    n_labels = draw(st.integers(2, 6))
+    n = draw(st.integers(2, 60))
+    # sparse and dense rows, rows with no label, repeated rows (ties)
+    density = draw(st.sampled_from([0.05, 0.3, 0.7]))
+    seed = draw(st.integers(0, 2**31 - 1))
+    y = np.random.default_rng(seed).random((n, n_labels)) < density
+    n_test = draw(st.integers(1, n - 1))
+    return y, n_test
+
+
+@settings(max_examples=300, deadline=None)
+@given(_label_matrix(), st.integers(0, 2**31 - 1))
+def test_the_multilabel_split_is_iterstrats_own(case, seed):
+    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
+    y, n_test = case
+    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=n_test, random_state=seed)
+    _, expected = next(splitter.split(np.zeros(len(y)), y))
+    np.testing.assert_array_equal(iterative_stratification_split(y, n_test, seed), expected)
+
+
+def test_a_large_multilabel_split_is_iterstrats_own():
+    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
+    rng = np.random.default_rng(3)
+    y = rng.random((20_000, 28)) < rng.random(28) * 0.1  # rare and common labels
+    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=2_000, random_state=7)
+    _, expected = next(splitter.split(np.zeros(len(y)), y.astype(float)))
+    np.testing.assert_array_equal(iterative_stratification_split(y.astype(float), 2_000, 7),
+                                  expected)
