@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -249,6 +251,58 @@ def _factorize(values: Any) -> tuple[np.ndarray, list[Any]] | None:
     return np.asarray(codes, dtype=np.int64), list(uniques.tolist())
 
 
+# The widest list cell hashed column-wise (one column of codes per item position); a
+# column with a wider cell goes through _hash_codes.
+_MAX_LIST_WIDTH = 64
+
+
+def _factorize_lists(values: Any) -> tuple[np.ndarray, list[Any]] | None:
+    """:func:`_hash_codes` of a column of list cells, by hashing whole columns: cells all
+    Python lists, or all 1-D numpy arrays of one dtype (a list column read from Parquet),
+    whose items are one kind of scalar with no missing item. ``None`` for any other column.
+
+    Two cells share a code exactly when their items are equal one for one, as the tuples
+    of ``_hash_codes`` compare; the codes and first cells are the same as its own.
+    """
+    import pandas as pd
+
+    if type(values).__name__ != "Series" or values.dtype != object or not len(values):
+        return None
+    cells = values.tolist()
+    kinds = set(map(type, cells))
+    if kinds not in ({list}, {np.ndarray}):
+        return None
+    if kinds == {np.ndarray} and len(set(map(attrgetter("dtype"), cells))) != 1:
+        return None  # numpy would make [1] and ["1"] one type
+    lengths = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
+    width = int(lengths.max())
+    if width > _MAX_LIST_WIDTH:
+        return None
+    if kinds == {list}:
+        flat = pd.Series(list(chain.from_iterable(cells)), dtype=object)
+    else:
+        try:
+            joined = np.concatenate(cells)
+        except ValueError:  # arrays of different ranks
+            return None
+        if joined.ndim != 1:
+            return None
+        flat = pd.Series(joined, copy=False)
+    if len(flat) and (pd.api.types.infer_dtype(flat, skipna=False) not in _ONE_KIND
+                      or flat.isna().any()):
+        return None
+    items = np.asarray(pd.factorize(flat)[0], dtype=np.int64)
+    grid = np.full((len(cells), width + 1), -1, dtype=np.int64)
+    grid[:, 0] = lengths
+    starts = np.cumsum(lengths) - lengths
+    row = np.repeat(np.arange(len(cells)), lengths)
+    grid[row, 1 + np.arange(len(items)) - starts[row]] = items
+    table = pd.DataFrame(grid)
+    codes = table.groupby(list(table.columns), sort=False).ngroup().to_numpy(np.int64)
+    firsts = np.unique(codes, return_index=True)[1]
+    return codes, [cells[i] for i in firsts.tolist()]
+
+
 def _hash_codes(raw: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
     """Codes per row for any column: equal hashable cells of one type share a code (a list
     by its items); other cells get a code of their own."""
@@ -289,6 +343,8 @@ def parse_column(values: Any, *, label_sep: str | None = None) -> CellColumn:
     column vector: its cells are the numbers themselves, as scikit-learn reads shape [n, 1].
     """
     hashed = _factorize(values)
+    if hashed is None:
+        hashed = _factorize_lists(values)
     if hashed is None:
         codes, firsts = _hash_codes(column_values(values))
     else:
