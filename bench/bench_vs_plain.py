@@ -388,21 +388,24 @@ def render_defaults(results: dict[str, Any]) -> str:
              "|---|---|---:|---:|---:|---|"]
     lines += metric_rows(data, "tune", "defaults",
                          lambda name, key, target: RAISED.get(name, {}).get(key))
-    lines += ["", ("| dataset | wall time / budget, other load | what labelwise chose | "
-                   "trials complete / pruned / failed | best params (valid objective) |"),
-              "|---|---|---|---|---|"]
+    lines += ["", ("| dataset | finished (UTC) | wall time / budget, other load | what "
+                   "labelwise chose | trials complete / pruned / failed | best params (valid "
+                   "objective) |"),
+              "|---|---|---|---|---|---|"]
     for name in DATASETS:
         run = data.get(name, {}).get("defaults")
         if not run:
-            lines.append(f"| {name} | not run | – | – | – |")
+            lines.append(f"| {name} | not run | – | – | – | – |")
             continue
         chosen = run.get("trial_budget") or {}
         epochs = f"{chosen['epochs']:g} epoch" + ("" if chosen.get("epochs") == 1 else "s")
-        what = (f"{epochs}, {chosen['evals_per_epoch']} evaluations an "
+        evals = chosen.get("evals_per_epoch")
+        what = (f"{epochs}, {evals} evaluation{'' if evals == 1 else 's'} an "
                 f"epoch (measured {chosen['epoch_seconds'] / 60:.1f} min an epoch, room for "
                 f"{chosen['full_trials']:g} full trials)" if chosen else "the config's")
         t = run["trials"]
-        lines.append(f"| {name} | {run['wall_seconds'] / 60:.1f} / "
+        finished = run.get("finished", "–").replace("T", " ")[:16]
+        lines.append(f"| {name} | {finished} | {run['wall_seconds'] / 60:.1f} / "
                      f"{run['budget_seconds'] / 60:.0f} min, {run['other_cpu_share']:.0%} | "
                      f"{what} | {t['complete']} / {t['pruned']} / {t['failed']} | "
                      f"{fmt_params(run['best_params'])} (valid "
