@@ -301,3 +301,5 @@ def test_a_list_column_with_a_missing_cell_is_hashed_row_by_row():
     assert _factorize_lists(matrices) is None
     ranks = pd.Series([np.zeros(2), np.zeros((1, 2))], dtype=object)
     assert _factorize_lists(ranks) is None
+    scalars = pd.Series([np.array(1), np.array(2)], dtype=object)
+    assert _factorize_lists(scalars) is None

@@ -274,7 +274,10 @@ def _factorize_lists(values: Any) -> tuple[np.ndarray, list[Any]] | None:
         return None
     if kinds == {np.ndarray} and len(set(map(attrgetter("dtype"), cells))) != 1:
         return None  # numpy would make [1] and ["1"] one type
-    lengths = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
+    try:
+        lengths = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
+    except TypeError:  # a 0-d array has no length
+        return None
     width = int(lengths.max())
     if width > _MAX_LIST_WIDTH:
         return None
