@@ -300,10 +300,18 @@ def _factorize_lists(values: Any) -> tuple[np.ndarray, list[Any]] | None:
     starts = np.cumsum(lengths) - lengths
     row = np.repeat(np.arange(len(cells)), lengths)
     grid[row, 1 + np.arange(len(items)) - starts[row]] = items
-    table = pd.DataFrame(grid)
-    codes = table.groupby(list(table.columns), sort=False).ngroup().to_numpy(np.int64)
-    firsts = np.unique(codes, return_index=True)[1]
+    codes, firsts = _combination_codes(list(grid.T))
     return codes, [cells[i] for i in firsts.tolist()]
+
+
+def _combination_codes(columns: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """One code per distinct combination of the columns' codes, row by row, in order of
+    first appearance; also the first row of each code."""
+    import pandas as pd
+
+    table = pd.DataFrame(dict(enumerate(columns)))
+    codes = table.groupby(list(table.columns), sort=False).ngroup().to_numpy(np.int64)
+    return codes, np.unique(codes, return_index=True)[1]
 
 
 def _hash_codes(raw: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
@@ -380,8 +388,6 @@ def parse_columns(columns: Mapping[str, Any]) -> CellColumn:
     float columns give vectors. A row with a missing cell in any column is missing; a row
     whose cells are not all numbers is unreadable.
     """
-    import pandas as pd
-
     names = list(columns)
     parsed = [parse_column(columns[name]) for name in names]
     lengths = {len(p) for p in parsed}
@@ -390,10 +396,7 @@ def parse_columns(columns: Mapping[str, Any]) -> CellColumn:
     n = lengths.pop() if lengths else 0
     if not n:
         return CellColumn.from_codes(np.zeros(0, dtype=np.int64), [])
-    # one code per distinct combination of the columns' cells, in order of first appearance
-    combos = pd.DataFrame({i: p.codes for i, p in enumerate(parsed)})
-    codes = combos.groupby(list(combos.columns), sort=False).ngroup().to_numpy(np.int64)
-    firsts = np.unique(codes, return_index=True)[1]
+    codes, firsts = _combination_codes([p.codes for p in parsed])
     numeric = (Form.BOOL, Form.INT, Form.INTEGRAL_FLOAT, Form.FLOAT)
     rows: list[Cell] = []
     for row in firsts.tolist():
