@@ -29,10 +29,31 @@ def test_epochs_leave_room_for_three_full_trials(epoch_seconds, eval_seconds, ep
     budget = trial_budget(timeout=1650, epoch_seconds=epoch_seconds,
                           eval_seconds=eval_seconds, n_trials=200)
     assert (budget.epochs, budget.evals_per_epoch) == (epochs, evals)
-    assert budget.params() == {"train.epochs": epochs, "train.evals_per_epoch": evals}
+    assert budget.params(pruner="median") == {"train.epochs": epochs,
+                                              "train.evals_per_epoch": evals}
+    assert budget.params() == {"train.epochs": epochs, "train.evals_per_epoch": evals,
+                               "search.pruner": "successive_halving"}
     reason = budget.reasons()["train.epochs"]
     assert reason.startswith("27.5 min budget, ~") and "full trial(s)" in reason
     assert ("set search.timeout higher" in reason) == (budget.full_trials < MIN_FULL_TRIALS)
+
+
+@pytest.mark.parametrize("epochs, evals_per_epoch, evaluations, rungs", [
+    (3.0, 1, 3, (1,)),  # evaluation 3 ends the trial: it is complete, not stopped
+    (2.0, 2, 4, (1, 3)),
+    (1.0, 4, 4, (1, 3)),
+    (0.25, 16, 4, (1, 3)),
+    (0.25, 40, 10, (1, 3, 9)),
+    (0.5, 1, 1, ()),  # one evaluation: nothing to stop a trial at
+])
+def test_successive_halving_stops_trials_at_evaluations_1_3_9(epochs, evals_per_epoch,
+                                                              evaluations, rungs):
+    budget = TrialBudget(epochs, evals_per_epoch, 100.0, 1.0, 1650.0)
+    assert (budget.evaluations, budget.rungs) == (evaluations, rungs)
+    reason = budget.reasons()["search.pruner"]
+    assert reason.startswith(f"auto, trials of {evaluations} evaluation")
+    if rungs:
+        assert f"past evaluation {' and '.join(map(str, rungs))} only while" in reason
 
 
 def test_few_trials_need_room_for_only_as_many():
@@ -285,3 +306,61 @@ def test_a_budget_alone_ends_the_search_by_its_timeout(tmp_path, tiny_model, mon
     with caplog.at_level(logging.INFO, logger="labelwise"):
         tune(config_from_dict(data), n_trials=len(result.trials) + 1)  # given: kept
     assert not any(m.startswith("n_trials=") for m in caplog.messages)
+
+
+def test_a_budget_chooses_successive_halving_unless_a_pruner_is_named(tmp_path, tiny_model,
+                                                                      monkeypatch, caplog):
+    import logging
+
+    import optuna
+
+    from labelwise.plan.preflight import preflight
+    from labelwise.tuning import tune
+    from labelwise.tuning._optuna import _pruner
+
+    _slow(monkeypatch, [])
+    with caplog.at_level(logging.INFO, logger="labelwise"):
+        tune(_config(tmp_path, tiny_model, search={"pruner": "auto"}))
+    said = [m for m in caplog.messages if m.startswith("pruner=")]
+    assert said == ["pruner=successive_halving (auto, trials of 4 evaluations: a trial goes on "
+                    "past evaluation 1 and 3 only while among the best that reached it, so "
+                    "more of the budget goes to promising settings)"]
+    manifest = json.loads((tmp_path / "out" / "best" / "labelwise.json").read_text())
+    assert manifest["plan"]["config"]["search"]["pruner"] == "successive_halving"
+    resolved = preflight(config_from_dict(manifest["plan"]["config"]), search=True)
+    pruner = _pruner(resolved)
+    assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner)
+    assert (pruner._min_resource, pruner._reduction_factor) == (1, 3)
+    # auto with a trial length the user set: the median pruner, as before
+    own = preflight(_config(tmp_path, tiny_model, train={"epochs": 1},
+                            search={"pruner": "auto"}), search=True)
+    assert isinstance(_pruner(own), optuna.pruners.MedianPruner)
+    # a pruner named in the config is kept under the budget rule
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="labelwise"):
+        tune(_config(tmp_path, tiny_model, search={"pruner": "median"}, out="named"))
+    assert not [m for m in caplog.messages if m.startswith("pruner=")]
+    manifest = json.loads((tmp_path / "named" / "best" / "labelwise.json").read_text())
+    assert manifest["plan"]["config"]["search"]["pruner"] == "median"
+
+
+@pytest.mark.parametrize("joiner_pruner, expected", [("auto", "successive_halving"),
+                                                     ("median", "median")])
+def test_a_joining_process_prunes_as_the_study_chose_unless_it_names_a_pruner(
+        tmp_path, tiny_model, monkeypatch, joiner_pruner, expected):
+    from labelwise.tuning import tune
+
+    _slow(monkeypatch, [])
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    tune(_config(tmp_path, tiny_model, search={"pruner": "auto"}), storage=storage,
+         study="shared")
+    joiner = _config(tmp_path, tiny_model, search={"timeout": None, "pruner": joiner_pruner},
+                     out="other")
+    seen = []
+    from labelwise.tuning import _optuna
+
+    real = _optuna._pruner
+    monkeypatch.setattr(_optuna, "_pruner", lambda plan: seen.append(
+        plan.config.search.pruner) or real(plan))
+    tune(joiner, storage=storage, study="shared", join=True, n_trials=3)
+    assert seen and set(seen) == {expected}

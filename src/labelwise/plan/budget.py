@@ -16,6 +16,14 @@ of the search's own model and data (``labelwise.training.speed``):
 * **evals_per_epoch**: about 4 evaluations a trial, the points where the pruner can stop
   a weak trial: ``round(4 / epochs)`` (3 epochs: 1, 2 epochs: 2, 1 epoch: 4), fewer when
   the evaluations would take more than a fifth of the training time.
+* **pruner** (when ``search.pruner`` is ``auto``, the default): successive halving over
+  those evaluations, so that short trials screen and the promising ones run to the end.
+  Optuna's ``SuccessiveHalvingPruner`` with a minimum of 1 evaluation and a reduction
+  factor of 3 lets a trial go on past evaluation 1 (then 3, 9) only while it is in the
+  best third of the trials that reached it (the best one, until 3 have); Ray's ASHA does
+  the same with ``search.ray``'s ``grace_period`` and ``reduction_factor``. The median
+  pruner, ``auto``'s choice for trials of a length the user set, waits for 5 finished
+  trials: in a budget with room for 3 or 4 full trials it would stop none.
 
 A full trial costs ``epochs * (epoch + evals_per_epoch * evaluation)`` seconds. Each
 process of the search measures at the threads a trial gets, so ``--workers`` processes
@@ -30,12 +38,16 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["TrialBudget", "trial_budget", "BUDGET_KEYS", "EPOCH_LADDER", "MIN_FULL_TRIALS",
-           "EVALS_PER_TRIAL", "MAX_EVAL_SHARE", "user_trial_length"]
+           "EVALS_PER_TRIAL", "MAX_EVAL_SHARE", "BUDGET_PRUNER", "SHA_MIN_EVALUATIONS",
+           "SHA_REDUCTION", "user_trial_length"]
 
 EPOCH_LADDER = (3.0, 2.0, 1.0, 0.5, 0.25)
 MIN_FULL_TRIALS = 3  # why 3, not 6: the module docstring (epochs)
 EVALS_PER_TRIAL = 4
 MAX_EVAL_SHARE = 0.2
+BUDGET_PRUNER = "successive_halving"  # what search.pruner: auto becomes under this rule
+SHA_MIN_EVALUATIONS = 1  # successive halving's first rung, then x SHA_REDUCTION each
+SHA_REDUCTION = 3
 # the config keys this rule sets; a user who sets or searches any of them keeps them all
 BUDGET_KEYS = ("train.epochs", "train.evals_per_epoch", "train.max_steps")
 
@@ -59,9 +71,29 @@ class TrialBudget:
     def full_trials(self) -> float:
         return self.timeout / max(self.trial_seconds, 1e-9) * self.parallel
 
-    def params(self) -> dict[str, Any]:
-        """The trial config keys this budget sets."""
-        return {"train.epochs": self.epochs, "train.evals_per_epoch": self.evals_per_epoch}
+    @property
+    def evaluations(self) -> int:
+        """Evaluations a full trial makes."""
+        return max(1, math.ceil(self.epochs * self.evals_per_epoch - 1e-9))
+
+    @property
+    def rungs(self) -> tuple[int, ...]:
+        """The evaluations where successive halving may stop a trial (not the last one:
+        a trial that ran to the end is complete)."""
+        out, rung = [], SHA_MIN_EVALUATIONS
+        while rung < self.evaluations:
+            out.append(rung)
+            rung *= SHA_REDUCTION
+        return tuple(out)
+
+    def params(self, *, pruner: str = "auto") -> dict[str, Any]:
+        """The trial config keys this budget sets; ``search.pruner`` too when the user's
+        ``pruner`` is ``auto``."""
+        out: dict[str, Any] = {"train.epochs": self.epochs,
+                               "train.evals_per_epoch": self.evals_per_epoch}
+        if pruner == "auto":
+            out["search.pruner"] = BUDGET_PRUNER
+        return out
 
     def reasons(self) -> dict[str, str]:
         """Why each value, one line each (the plan prints them once)."""
@@ -74,6 +106,7 @@ class TrialBudget:
             "train.evals_per_epoch": f"~{max(1.0, self.epochs * self.evals_per_epoch):.0f} "
                                      "evaluations a trial for the pruner, "
                                      f"~{_duration(self.eval_seconds)} each",
+            "search.pruner": _halving_reason(self.rungs, self.evaluations),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,6 +121,15 @@ class TrialBudget:
         return cls(epochs=saved["epochs"], evals_per_epoch=saved["evals_per_epoch"],
                    epoch_seconds=saved["epoch_seconds"], eval_seconds=saved["eval_seconds"],
                    timeout=saved["timeout"], parallel=saved.get("parallel", 1))
+
+
+def _halving_reason(rungs: tuple[int, ...], evaluations: int) -> str:
+    if not rungs:
+        return f"auto, trials of {evaluations} evaluation: none to stop a trial at"
+    at = " and ".join(str(r) for r in rungs)
+    return (f"auto, trials of {evaluations} evaluations: a trial goes on past evaluation "
+            f"{at} only while among the best that reached it, so more of the budget goes "
+            "to promising settings")
 
 
 def _duration(seconds: float) -> str:

@@ -248,7 +248,9 @@ class SearchConfig(_Section):
     objective: ObjectiveConfig | None = None
     space: dict[str, Distribution] | None = None
     sampler: Literal["tpe", "random"] = "tpe"
-    pruner: Literal["median", "successive_halving", "hyperband", "none"] = "median"
+    # auto: successive halving when the trial length comes from search.timeout (the rule
+    # in labelwise.plan.budget), else median
+    pruner: Literal["auto", "median", "successive_halving", "hyperband", "none"] = "auto"
     seed: Int = 42
     # a registered backend's name (labelwise.tuning.register_backend), checked by tune
     backend: str = Field("optuna", pattern=r"^[a-z][a-z0-9_-]*$")

@@ -157,7 +157,9 @@ def _loc(source: str | None, key: str) -> Where:
 
 def _set(data: dict[str, Any], key: str, value: Any) -> None:
     section, _, name = key.partition(".")
-    data.setdefault(section, {})[name] = value
+    if data.get(section) is None:  # an optional section left out (search): its defaults
+        data[section] = {}
+    data[section][name] = value
 
 
 def apply_params(config: RunConfig, params: Mapping[str, Any]) -> RunConfig:

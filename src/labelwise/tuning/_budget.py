@@ -60,7 +60,7 @@ def trial_length(plan: Plan, space: dict[str, Any], *, timeout: float | None, n_
         budget = TrialBudget.from_dict(saved)
         reasons = {k: f"{why}; chosen when the search started" for k, why in
                    budget.reasons().items()}
-        return with_trial_length(plan, budget.params(), reasons), budget
+        return with_trial_length(plan, budget.params(pruner=_pruner(plan)), reasons), budget
     if join or not timeout:  # a joiner takes the study's (OptunaBackend); no budget: the config's
         return plan, None
     import torch
@@ -81,4 +81,9 @@ def trial_length(plan: Plan, space: dict[str, Any], *, timeout: float | None, n_
                           eval_seconds=speed.eval_seconds, n_trials=n_trials,
                           parallel=parallel)
     logger.debug("speed measured in %.1f s on %d steps", speed.seconds, speed.steps)
-    return with_trial_length(plan, budget.params(), budget.reasons()), budget
+    return with_trial_length(plan, budget.params(pruner=_pruner(plan)), budget.reasons()), budget
+
+
+def _pruner(plan: Plan) -> str:
+    search = plan.config.search
+    return search.pruner if search is not None else "auto"

@@ -29,6 +29,7 @@ from labelwise.training._memory import frozen_heap
 from labelwise.training.tracking import LOGS, tracking_callbacks
 from labelwise.errors import ConfigError, SchemaMismatchError
 from labelwise.plan.preflight import Plan
+from labelwise.plan.budget import SHA_MIN_EVALUATIONS, SHA_REDUCTION
 from labelwise.tuning._base import FINISHED, SearchBackend, SearchResult, TrialCallback, notify
 from labelwise.tuning._progress import SearchProgress
 from labelwise.scoring.diagnosis import brief
@@ -47,8 +48,11 @@ TRIAL_ATTR = "labelwise_trial"  # how long the trials of the process that ran la
 
 
 def trial_length_of(plan: Plan) -> dict[str, Any]:
+    """How long the trials train and what prunes them (``pruner``: ``search.pruner``, the
+    other keys ``train.*``)."""
     t = plan.config.train
-    return {"epochs": t.epochs, "evals_per_epoch": t.evals_per_epoch, "max_steps": t.max_steps}
+    return {"epochs": t.epochs, "evals_per_epoch": t.evals_per_epoch, "max_steps": t.max_steps,
+            "pruner": plan.config.search.pruner if plan.config.search else "auto"}
 
 
 def _sampler(plan: Plan, worker: int) -> Any:
@@ -62,14 +66,15 @@ def _sampler(plan: Plan, worker: int) -> Any:
 
 def _pruner(plan: Plan) -> Any:
     optuna = optuna_module()
-    kind = plan.config.search.pruner if plan.config.search else "median"
+    kind = plan.config.search.pruner if plan.config.search else "auto"
     if kind == "none":
         return optuna.pruners.NopPruner()
-    if kind == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner()
+    if kind == "successive_halving":  # also auto's choice under the budget rule
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=SHA_MIN_EVALUATIONS,
+                                                      reduction_factor=SHA_REDUCTION)
     if kind == "hyperband":
         return optuna.pruners.HyperbandPruner()
-    # Optuna's defaults. Below 5 finished trials the median is noise: fine-tuning the same
+    # median, and auto for trials of a length the user set. Optuna's defaults. Below 5 finished trials the median is noise: fine-tuning the same
     # params with another seed moves TREC's accuracy by up to 0.04, and with 2 startup
     # trials a 2-worker TREC search pruned 25 of its 32 finished trials at their first
     # evaluation.
@@ -124,7 +129,9 @@ def _joined_trial_length(plan: Plan, space: dict[str, Any], *, storage: str,
     own = user_trial_length(train_fields=set(plan.config.train.model_fields_set), space=space)
     if not saved or saved == trial_length_of(plan) or own is not None:
         return plan
-    params = {f"train.{k}": v for k, v in saved.items()}
+    mine = trial_length_of(plan)["pruner"]  # the study's pruner unless this config names one
+    params = {(f"train.{k}" if k != "pruner" else "search.pruner"): v for k, v in saved.items()
+              if k != "pruner" or mine == "auto"}
     reason = f"the study's: chosen by the process that started study '{study_name}'"
     joined = with_trial_length(plan, params, dict.fromkeys(params, reason))
     for decision in joined.measured[len(plan.measured):]:  # after the plan was shown
