@@ -303,3 +303,57 @@ def test_a_list_column_with_a_missing_cell_is_hashed_row_by_row():
     assert _factorize_lists(ranks) is None
     scalars = pd.Series([np.array(1), np.array(2)], dtype=object)
     assert _factorize_lists(scalars) is None
+
+
+@SETTINGS
+@given(tables(), st.data())
+def test_rows_taken_from_a_parsed_column_read_as_that_part_alone(case, data):
+    frames, task = case
+    train = frames["train"]["label"]
+    try:
+        inference = infer_task(train, column="label", task=task)
+    except LabelError:
+        return
+    schema = LabelSchema.from_inference(inference, columns=["label"])
+    whole = schema.code_cells(inference.cells)
+    assert list(whole.cells) == list(schema.code(train).cells)  # the one parse, reused
+    rows = np.asarray(data.draw(st.lists(st.integers(0, len(train) - 1), max_size=30)),
+                      dtype=np.int64)
+    part = whole.take(rows)
+    assert list(part.cells) == [whole.cells[int(i)] for i in rows]
+    assert [repr(v) for v in part.rows()] == [repr(whole.rows()[int(i)]) for i in rows]
+    assert part.fits().tolist() == whole.fits()[rows].tolist()
+    # the distinct cells in order of first appearance, each used, as a column parsed alone
+    firsts = list(dict.fromkeys(whole.codes[rows].tolist()))
+    assert part.uniques == tuple(whole.uniques[c] for c in firsts)
+    if "one number" not in repr(frames):  # a column vector is read by all its rows
+        alone = schema.code(train.iloc[rows])
+        assert list(part.cells) == list(alone.cells)
+        assert [repr(v) for v in part.canon] == [repr(v) for v in alone.canon]
+
+
+@pytest.mark.parametrize("label, suffix", [("label", "csv"), ("labels", "jsonl")])
+def test_inspect_parses_the_training_labels_once_for_carving_audit_and_counts(
+        tmp_path, monkeypatch, label, suffix):
+    from labelwise.data.inspection import inspect_data
+    from labelwise.labels import _cells, inference, schema as schema_module
+
+    n = 400
+    frame = pd.DataFrame({"text": [f"text {i}" for i in range(n)],
+                          label: [["a", "b", "c", "d"][i % 4] if label == "label"
+                                  else [["a"], ["b", "c"], ["d"], []][i % 4]
+                                  for i in range(n)]})
+    path = tmp_path / f"train.{suffix}"
+    if suffix == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_json(path, orient="records", lines=True)
+    calls = []
+    for module in (inference, schema_module):
+        real = module.parse_column
+        monkeypatch.setattr(module, "parse_column",
+                            lambda v, _real=real, **k: calls.append(len(v)) or _real(v, **k))
+    result = inspect_data(train=path, label_columns=label)
+    assert calls == [n]  # inference's parse, read again by the carve, audit and distribution
+    assert result.sizes == {"train": 360, "valid": 40}
+    assert set(result.distribution) == {"train", "valid"}

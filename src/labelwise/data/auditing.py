@@ -40,7 +40,8 @@ def audit(data: Any) -> Findings:
     found = audit_frames(data.frames, text_column=data.text_column,
                          text_pair_column=data.text_pair_column,
                          label_columns=data.label_columns, schema=data.schema,
-                         texts=data.text_codes)
+                         texts=data.text_codes,
+                         labels={s: data.coded(s) for s in data.splits})
     return Findings([*data.findings, *found])
 
 
@@ -52,11 +53,13 @@ def audit_frames(
     schema: Any = None,
     text_pair_column: str | None = None,
     texts: Mapping[str, np.ndarray] | None = None,
+    labels: Mapping[str, Any] | None = None,
 ) -> list[Finding]:
     """Run every check on DataFrames; label checks need ``schema`` (text checks do not).
 
     ``texts`` holds the splits' :func:`text_codes` of the text column when already
-    computed (one code space for all splits)."""
+    computed (one code space for all splits); ``labels`` their labels read through
+    ``schema`` (``CodedLabels``), likewise."""
     out: list[Finding] = []
     indexes = {s: frame.index.to_numpy() for s, frame in frames.items()}
     if not texts or any(s not in texts or len(texts[s]) != len(f) for s, f in frames.items()):
@@ -72,8 +75,13 @@ def audit_frames(
     column = ",".join(label_columns)
     coded: dict[str, CodedLabels] = {}
     for split, frame in frames.items():
-        values = frame[label_columns[0]] if len(label_columns) == 1 else frame[list(label_columns)]
-        coded[split] = schema.code(values)
+        given = (labels or {}).get(split)
+        if given is not None and len(given.codes) == len(frame):
+            coded[split] = given
+        else:
+            values = (frame[label_columns[0]] if len(label_columns) == 1
+                      else frame[list(label_columns)])
+            coded[split] = schema.code(values)
         ctx = _Ctx(split, column, indexes[split], coded[split], schema)
         if not len(frame):
             out.append(Finding("LW124", "error", f"the {SPLIT_WORDS[split]} split has no rows",

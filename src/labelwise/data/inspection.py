@@ -60,7 +60,7 @@ def distribution(data: LoadedData) -> dict[str, dict[str, Any]]:
     schema = data.schema
     out: dict[str, dict[str, Any]] = {}
     for split in data.splits:
-        coded = schema.code(data.labels(split))
+        coded = data.coded(split)
         if schema.task is Task.REGRESSION:
             good = [v for v in coded.rows() if not isinstance(v, Exception)]
             stats = {}

@@ -16,7 +16,7 @@ from labelwise.findings import Finding
 from labelwise.data.io import (Table, check_columns, content_sha, mapped_column, read_table,
                                split_dataset_dict, type_label_cells)
 from labelwise.labels.inference import infer_task
-from labelwise.labels.schema import LabelSchema
+from labelwise.labels.schema import CodedLabels, LabelSchema
 from labelwise.data.auditing import text_codes
 from labelwise.data.split import CarveRecord, carve_validation
 
@@ -67,6 +67,9 @@ class LoadedData:
     findings: tuple[Finding, ...] = field(default=())
     # each split's text_codes of the text column, row for row (computed once, read by audit)
     text_codes: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # each split's labels read through the schema (CodedLabels), parsed once: :meth:`coded`
+    label_codes: dict[str, CodedLabels] = field(default_factory=dict, repr=False,
+                                                compare=False)
     _fingerprints: dict[str, str] = field(default_factory=dict, init=False, repr=False,
                                           compare=False)
     _mapped: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
@@ -80,6 +83,17 @@ class LoadedData:
         if len(self.label_columns) == 1:
             return frame[self.label_columns[0]]
         return frame[list(self.label_columns)]
+
+    def coded(self, split: str, schema: LabelSchema | None = None) -> CodedLabels:
+        """The split's labels read through the schema: parsed once, then kept. A carved
+        split's are the rows of the whole training column parsed when the schema was
+        inferred. Another ``schema`` (a saved model's) reads them anew."""
+        if schema is not None and schema != self.schema:
+            return schema.code(self.labels(split))
+        got = self.label_codes.get(split)
+        if got is None or len(got.codes) != len(self.frames[split]):
+            got = self.label_codes[split] = self.schema.code(self.labels(split))
+        return got
 
     def texts(self, split: str) -> list[str]:
         return [str(t) for t in self.frames[split][self.text_column].tolist()]
@@ -263,14 +277,17 @@ def infer_from_raw(
     classes: Sequence[Any] | None = None,
     label_sep: str | None = None,
     positive: Any = None,
-) -> tuple[LabelSchema, list[Finding]]:
-    """The schema of the training labels, plus the findings noticed on the way."""
+) -> tuple[LabelSchema, list[Finding], CodedLabels]:
+    """The schema of the training labels, the findings noticed on the way, and the
+    training labels read through the schema (from the one parse inference made)."""
     columns = raw.label_columns
     values = raw.labels("train")
     inference = infer_task(values, column=columns[0] if len(columns) == 1 else list(columns),
                            task=task, classes=classes, label_sep=label_sep, positive=positive)
     schema = LabelSchema.from_inference(inference, columns=columns, label_sep=label_sep)
-    return schema, list(inference.findings)
+    coded = (schema.code_cells(inference.cells) if inference.cells is not None
+             else schema.code(values))
+    return schema, list(inference.findings), coded
 
 
 def load_splits(
@@ -323,23 +340,25 @@ def load_splits(
                       text_pair_column=text_pair_column, label_columns=label_columns)
     if exclude_rows is not None:
         raw = exclude(raw, exclude_rows)
-    schema, findings = infer_from_raw(raw, task=task, classes=classes, label_sep=label_sep,
-                                      positive=positive)
+    schema, findings, coded = infer_from_raw(raw, task=task, classes=classes,
+                                             label_sep=label_sep, positive=positive)
     frames = {split: table.frame for split, table in raw.tables.items()}
     sources = {split: table.source for split, table in raw.tables.items()}
     carve = None
     codes = text_codes({s: f[text_column] for s, f in frames.items()})
+    labels = {"train": coded}
     if "valid" not in frames:
-        targets, fits = schema.encode_lenient(raw.labels("train"))
+        targets, fits = schema.encode_coded_lenient(coded)
         whole, texts = frames["train"], codes["train"]
         frames["train"], frames["valid"], carve, more = carve_validation(
             whole, targets, schema=schema, valid_size=valid_size, seed=seed,
             eligible=fits, texts=texts)
         for s in ("train", "valid"):
-            codes[s] = texts[whole.index.get_indexer(frames[s].index)]
+            rows = whole.index.get_indexer(frames[s].index)
+            codes[s], labels[s] = texts[rows], coded.take(rows)
         sources["valid"] = f"{sources['train']} (carved, seed {seed})"
         findings.extend(more)
     ordered = {s: frames[s] for s in SPLITS if s in frames}
     sources = {s: sources[s] for s in SPLITS if s in sources}
     return LoadedData(ordered, sources, text_column, text_pair_column, raw.label_columns,
-                      schema, carve, tuple(findings), codes)
+                      schema, carve, tuple(findings), codes, labels)

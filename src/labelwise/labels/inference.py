@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum, StrEnum
 from typing import Any
 
@@ -131,6 +131,8 @@ class TaskInference:
             ``"scalar"``.
         evidence: One sentence that says what was seen and why it means this task.
         findings: Warning and info findings noticed on the way (errors are raised).
+        cells: The parsed label cells the task was inferred from (what
+            :meth:`LabelSchema.code_cells` reads instead of parsing the column again).
     """
 
     task: Task
@@ -140,6 +142,7 @@ class TaskInference:
     container: str
     evidence: str
     findings: tuple[Finding, ...] = field(default=())
+    cells: CellColumn | None = field(default=None, repr=False, compare=False)
 
     @property
     def positive(self) -> Any:
@@ -237,11 +240,13 @@ def infer_task(
             values, column = values[names[0]], names[0]
         else:
             cells = parse_columns({n: values[n] for n in names})
-            return _Inferrer(cells, names, asked, classes, label_sep, positive, split).run()
+            inferred = _Inferrer(cells, names, asked, classes, label_sep, positive, split).run()
+            return replace(inferred, cells=cells)
     col = column if isinstance(column, str) else ",".join(column)
     _refuse_name_matrix(values, col, split)
     cells = parse_column(values, label_sep=label_sep)
-    return _Inferrer(cells, [col], asked, classes, label_sep, positive, split).run()
+    inferred = _Inferrer(cells, [col], asked, classes, label_sep, positive, split).run()
+    return replace(inferred, cells=cells)
 
 
 def _refuse_name_matrix(values: Any, column: str, split: str) -> None:

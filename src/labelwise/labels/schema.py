@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from labelwise.labels._cells import (Cell, CellColumn, Form, parse_cell, parse_column,
-                                     parse_columns)
+from labelwise.labels._cells import (Cell, CellColumn, Form, _first_appearance, parse_cell,
+                                     parse_column, parse_columns)
 from labelwise.errors import LabelError, SchemaMismatchError
 from labelwise.findings import Where, format_value
 from labelwise.labels.inference import LabelFormat, Task, TaskInference, infer_task
@@ -71,6 +71,14 @@ class CodedLabels:
     @property
     def uniques(self) -> tuple[Cell, ...]:
         return self.cells.uniques
+
+    def take(self, rows: np.ndarray) -> CodedLabels:
+        """The labels of ``rows`` (positions), as if their column had been read alone:
+        the distinct cells those rows use, in order of their first appearance."""
+        codes, order = _first_appearance(self.codes[np.asarray(rows, dtype=np.int64)])
+        kept = order.tolist()
+        return CodedLabels(CellColumn(codes, [self.uniques[i] for i in kept]),
+                           tuple(self.canon[i] for i in kept))
 
     def fits(self) -> np.ndarray:
         """Per row: whether its label fits the schema."""
@@ -255,7 +263,10 @@ class LabelSchema:
             LabelError: A value is missing (LW107), unknown to the schema (LW102) or of
                 another form (LW111); the message names the rows and the value.
         """
-        coded = self.code(values)
+        return self.encode_coded(self.code(values), split=split)
+
+    def encode_coded(self, coded: CodedLabels, *, split: str = "data") -> np.ndarray:
+        """:meth:`encode` of a column already read through the schema (:meth:`code`)."""
         for canon, cell in zip(coded.canon, coded.uniques, strict=True):
             # uniques come in order of first appearance: the first misfit is the first row's
             if isinstance(canon, Exception):
@@ -264,7 +275,10 @@ class LabelSchema:
 
     def code(self, values: Any) -> CodedLabels:
         """Parse a column and read each distinct cell through the schema."""
-        cells = self.parse(values)
+        return self.code_cells(self.parse(values))
+
+    def code_cells(self, cells: CellColumn) -> CodedLabels:
+        """Read each distinct cell of a parsed column (:meth:`parse`) through the schema."""
         canon: list[Any] = []
         for cell in cells.uniques:
             try:
@@ -280,7 +294,10 @@ class LabelSchema:
 
     def encode_lenient(self, values: Any) -> tuple[np.ndarray, np.ndarray]:
         """Targets for every row plus a mask of the rows that fit (others hold a filler)."""
-        coded = self.code(values)
+        return self.encode_coded_lenient(self.code(values))
+
+    def encode_coded_lenient(self, coded: CodedLabels) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`encode_lenient` of a column already read through the schema."""
         filler: Any = (self.classes[0] if self.task.single_label else
                        () if self.task is Task.MULTILABEL else (0.0,) * len(self.targets))
         ok = [not isinstance(v, Exception) for v in coded.canon]

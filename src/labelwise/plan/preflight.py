@@ -183,7 +183,7 @@ def default_objective(task: Task) -> tuple[str, str]:
 
 def class_counts(data: LoadedData) -> tuple[Counter, int]:
     """Training rows per class, and how many training rows fit the schema."""
-    coded = data.schema.code(data.labels("train"))
+    coded = data.coded("train")
     return coded.class_counts(data.schema.task is Task.MULTILABEL)
 
 

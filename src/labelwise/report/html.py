@@ -181,7 +181,7 @@ def _predict(run: _Run, split: str, data: Any) -> tuple[np.ndarray, np.ndarray]:
     assert run.model_dir is not None  # the model sections run only with a model
     pair = data.text_pair_column
     pairs = [str(t) for t in data.frames[split][pair]] if pair else None
-    y = run.schema.encode(data.labels(split), split=split)
+    y = run.schema.encode_coded(data.coded(split, run.schema), split=split)
     preds = predict_split(run.model_dir, data.texts(split), text_pairs=pairs)
     return preds.scores, y
 
@@ -351,7 +351,7 @@ def _regression_values(run: _Run) -> dict[str, np.ndarray]:
         return {}
     out = {}
     for split in data.splits:
-        values, ok = run.schema.encode_lenient(data.labels(split))
+        values, ok = run.schema.encode_coded_lenient(data.coded(split, run.schema))
         out[split] = values[ok]
     return out
 

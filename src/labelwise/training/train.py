@@ -131,7 +131,7 @@ def prepare(plan: Plan, *, max_length: int | None = None, use_cache: bool = True
         encoded[split] = encode_texts(tokenizer, texts, pairs, max_length=length,
                                       use_cache=use_cache,
                                       on_rows=bar.update if bar is not None else None)
-        labels[split] = plan.schema.encode(data.labels(split), split=split)
+        labels[split] = plan.schema.encode_coded(data.coded(split, plan.schema), split=split)
     if bar is not None:
         bar.close()
     if use_cache:  # the tokens are mapped from the cache; so are the texts of large splits

@@ -90,7 +90,8 @@ def test_metrics_of(plan: Plan, model_dir: Path) -> dict[str, Any] | None:
                            max_length=int(manifest["max_length"]))
     logits = predict_logits(model, encoded, pad_id=tokenizer.pad_token_id or 0)
     contract = HeadContract.from_dict(manifest["contract"])  # the best trial's own contract
-    targets = to_targets(plan.schema.encode(data.labels("test"), split="test"), contract)
+    coded = data.coded("test", plan.schema)
+    targets = to_targets(plan.schema.encode_coded(coded, split="test"), contract)
     saved_thr = manifest.get("thresholds")
     thresholds = Thresholds.from_dict(saved_thr) if saved_thr else None
     metrics, _ = evaluate_logits(np.asarray(logits), targets, contract=contract,
