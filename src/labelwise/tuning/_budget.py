@@ -18,7 +18,7 @@ from labelwise.plan.config import CategoricalDistribution
 from labelwise.plan.preflight import Decision, Plan
 from labelwise.plan.space import apply_params, max_length_over
 
-__all__ = ["trial_length", "with_trial_length"]
+__all__ = ["trial_length", "with_trial_length", "configured_pruner"]
 
 logger = logging.getLogger("labelwise")
 
@@ -60,7 +60,8 @@ def trial_length(plan: Plan, space: dict[str, Any], *, timeout: float | None, n_
         budget = TrialBudget.from_dict(saved)
         reasons = {k: f"{why}; chosen when the search started" for k, why in
                    budget.reasons().items()}
-        return with_trial_length(plan, budget.params(pruner=_pruner(plan)), reasons), budget
+        params = budget.params(pruner=configured_pruner(plan))
+        return with_trial_length(plan, params, reasons), budget
     if join or not timeout:  # a joiner takes the study's (OptunaBackend); no budget: the config's
         return plan, None
     import torch
@@ -81,9 +82,11 @@ def trial_length(plan: Plan, space: dict[str, Any], *, timeout: float | None, n_
                           eval_seconds=speed.eval_seconds, n_trials=n_trials,
                           parallel=parallel)
     logger.debug("speed measured in %.1f s on %d steps", speed.seconds, speed.steps)
-    return with_trial_length(plan, budget.params(pruner=_pruner(plan)), budget.reasons()), budget
+    params = budget.params(pruner=configured_pruner(plan))
+    return with_trial_length(plan, params, budget.reasons()), budget
 
 
-def _pruner(plan: Plan) -> str:
+def configured_pruner(plan: Plan) -> str:
+    """``search.pruner`` of the plan's config (``auto`` when there is no search section)."""
     search = plan.config.search
     return search.pruner if search is not None else "auto"

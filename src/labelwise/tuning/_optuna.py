@@ -30,6 +30,7 @@ from labelwise.training.tracking import LOGS, tracking_callbacks
 from labelwise.errors import ConfigError, SchemaMismatchError
 from labelwise.plan.preflight import Plan
 from labelwise.plan.budget import SHA_MIN_EVALUATIONS, SHA_REDUCTION
+from labelwise.tuning._budget import configured_pruner
 from labelwise.tuning._base import FINISHED, SearchBackend, SearchResult, TrialCallback, notify
 from labelwise.tuning._progress import SearchProgress
 from labelwise.scoring.diagnosis import brief
@@ -52,7 +53,7 @@ def trial_length_of(plan: Plan) -> dict[str, Any]:
     other keys ``train.*``)."""
     t = plan.config.train
     return {"epochs": t.epochs, "evals_per_epoch": t.evals_per_epoch, "max_steps": t.max_steps,
-            "pruner": plan.config.search.pruner if plan.config.search else "auto"}
+            "pruner": configured_pruner(plan)}
 
 
 def _sampler(plan: Plan, worker: int) -> Any:
@@ -66,7 +67,7 @@ def _sampler(plan: Plan, worker: int) -> Any:
 
 def _pruner(plan: Plan) -> Any:
     optuna = optuna_module()
-    kind = plan.config.search.pruner if plan.config.search else "auto"
+    kind = configured_pruner(plan)
     if kind == "none":
         return optuna.pruners.NopPruner()
     if kind == "successive_halving":  # also auto's choice under the budget rule
