@@ -291,8 +291,14 @@ def test_sigkill_while_the_final_model_is_saved_is_recovered_by_resume(tmp_path,
     assert proc.returncode == -9
     work = tmp_path / ".out.partial"
     assert (work / "final.saving" / "labelwise.json").exists() and not (work / "final").exists()
+    last = work / "checkpoints" / "checkpoint-8"  # complete, but mid-epoch: not resumed from
+    assert (last / "trainer_state.json").exists()
+    ahead = time.time() + 60  # a clock that ran ahead: Trainer's rotation would take the
+    os.utime(last, (ahead, ahead))  # stale checkpoint-8 for the newest and delete fresh ones
     result = runner.invoke(app, ["train", "--config", str(path), "--resume", "--no-report"])
     assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "removing" in said and "checkpoint-8: the run goes on from an earlier" in said
     out = tmp_path / "out"
     stats = manifest(out)["stats"]
     assert (out / "README.md").exists() and stats["steps"] == 8  # not one step past

@@ -447,16 +447,25 @@ def _resume_point(work: Path, plan: Plan, resume: bool) -> str | None:
         raise SchemaMismatchError("cannot resume: the data or labels changed since the run "
                                   f"started (was {saved}, now {now})", where=f"file {work}",
                                   fix="resume with the same data, or start without --resume")
-    checkpoints = sorted((work / "checkpoints").glob("checkpoint-*"),
-                         key=lambda p: int(p.name.rsplit("-", 1)[1]))
+    checkpoints = sorted((work / "checkpoints").glob("checkpoint-*"), key=_step)
     for broken in [c for c in checkpoints if not is_complete(c)]:
         logger.info("removing %s: it was not written to the end", broken)
         shutil.rmtree(broken)
-    checkpoints = [c for c in checkpoints if c.exists() and not _ends_mid_epoch(c)]
-    if not checkpoints:
+    usable = [c for c in checkpoints if c.exists() and not _ends_mid_epoch(c)]
+    # Checkpoints past the resume point are a future this run rewrites. Left in place, one
+    # would count as the newest for Trainer's rotation, which then deletes the fresh ones.
+    for later in [c for c in checkpoints
+                  if c.exists() and (not usable or _step(c) > _step(usable[-1]))]:
+        logger.info("removing %s: the run goes on from an earlier checkpoint", later)
+        shutil.rmtree(later)
+    if not usable:
         return None
-    logger.info("resuming from %s", checkpoints[-1])
-    return str(checkpoints[-1])
+    logger.info("resuming from %s", usable[-1])
+    return str(usable[-1])
+
+
+def _step(checkpoint: Path) -> int:
+    return int(checkpoint.name.rsplit("-", 1)[1])
 
 
 def _ends_mid_epoch(checkpoint: Path) -> bool:
