@@ -103,8 +103,8 @@ class TrialBudget:
         return {
             "train.epochs": f"{_duration(self.timeout)} budget, ~{epoch} an epoch, room for "
                             f"{room:.0f} full trial(s){few}",
-            "train.evals_per_epoch": f"~{max(1.0, self.epochs * self.evals_per_epoch):.0f} "
-                                     "evaluations a trial for the pruner, "
+            "train.evals_per_epoch": f"{_evaluations(self.evaluations)} a trial for the "
+                                     "pruner, "
                                      f"~{_duration(self.eval_seconds)} each",
             "search.pruner": _halving_reason(self.rungs, self.evaluations),
         }
@@ -125,11 +125,15 @@ class TrialBudget:
 
 def _halving_reason(rungs: tuple[int, ...], evaluations: int) -> str:
     if not rungs:
-        return f"auto, trials of {evaluations} evaluation: none to stop a trial at"
+        return f"auto, trials of {_evaluations(evaluations)}: none to stop a trial at"
     at = " and ".join(str(r) for r in rungs)
-    return (f"auto, trials of {evaluations} evaluations: a trial goes on past evaluation "
+    return (f"auto, trials of {_evaluations(evaluations)}: a trial goes on past evaluation "
             f"{at} only while among the best that reached it, so more of the budget goes "
             "to promising settings")
+
+
+def _evaluations(n: int) -> str:
+    return f"{n} evaluation" + ("" if n == 1 else "s")
 
 
 def _duration(seconds: float) -> str:
