@@ -185,6 +185,7 @@ def run_tune(name: str, budget: float, log_dir: Path, sets: list[str],
                                        "evals_per_epoch")},
                "thresholds": manifest.get("thresholds"),
                "trial_budget": chosen,  # what labelwise chose from the budget (defaults)
+               "pruner": manifest["plan"]["config"].get("search", {}).get("pruner"),
                "test": flatten_test(metrics["test"])}
     print(f"{kind} {name}: {run['wall_seconds']:.0f} s of {budget:.0f}, trials "
           f"{result['trials']}, other processes {run['other_cpu_share']:.0%} of the CPU, "
@@ -403,6 +404,8 @@ def render_defaults(results: dict[str, Any]) -> str:
         what = (f"{epochs}, {evals} evaluation{'' if evals == 1 else 's'} an "
                 f"epoch (measured {chosen['epoch_seconds'] / 60:.1f} min an epoch, room for "
                 f"{chosen['full_trials']:g} full trials)" if chosen else "the config's")
+        if run.get("pruner"):
+            what += f", {run['pruner'].replace('_', ' ')} pruner"
         t = run["trials"]
         finished = run.get("finished", "–").replace("T", " ")[:16]
         lines.append(f"| {name} | {finished} | {run['wall_seconds'] / 60:.1f} / "
