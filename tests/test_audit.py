@@ -174,6 +174,16 @@ def test_lw117_empty_or_missing_texts():
     assert f.where.rows == (3, 9)
 
 
+@pytest.mark.parametrize("missing", [None, float("nan"), pd.NA, pd.NaT])
+def test_lw117_every_missing_value_pandas_knows_in_an_object_text_column(missing):
+    # a DataFrame built in Python: pd.NA in an object column is no text, not the text "<NA>"
+    texts = pd.Series([f"t{i}" for i in range(40)], dtype=object)
+    texts[5] = missing
+    f = only(run(frame(BALANCED, texts), frame(["neg", "pos"], ["x", "y"])), "LW117")
+    assert f.message == "1 row(s) have an empty or missing text"
+    assert f.where.rows == (5,)
+
+
 def test_lw118_mixed_forms():
     f = only(run(frame(BALANCED + [1])), "LW118")
     assert f.message.startswith("column 'label' mixes label forms: 40 strings")

@@ -145,8 +145,10 @@ WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2028\u3000"
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(st.none(), st.lists(st.sampled_from(
     list("ab") + list(WHITESPACE) + ["é", "e\u0301", "\u212b", "A\u030a"]), max_size=8
-    ).map("".join)), max_size=30), st.integers(1, 4), st.sampled_from([2, 7, 65536]))
-def test_text_codes_group_rows_exactly_as_text_key_does(texts, n_chunks, scan_rows):
+    ).map("".join)), max_size=30), st.integers(1, 4), st.sampled_from([2, 7, 65536]),
+    st.booleans())
+def test_text_codes_group_rows_exactly_as_text_key_does(texts, n_chunks, scan_rows,
+                                                        other_in_arrow):
     import pyarrow as pa
 
     # as pandas holds a column read by pyarrow: in several chunks
@@ -157,13 +159,18 @@ def test_text_codes_group_rows_exactly_as_text_key_does(texts, n_chunks, scan_ro
     series = pd.Series(pd.arrays.ArrowStringArray(chunked)) if texts else pd.Series(
         [], dtype="str")
     half = len(texts) // 2
-    other = pd.Series(texts[:half], dtype=object)  # an object column, another split
+    # another split: an object column, or in Arrow too
+    other = pd.Series(texts[:half], dtype="str" if other_in_arrow else object)
     from unittest import mock
 
     from labelwise.data import auditing
 
     with mock.patch.object(auditing, "_SCAN_ROWS", scan_rows):  # pieces of a chunk
         codes = text_codes({"train": series, "test": other})
+        # the same numbers whether the strings are held in Arrow or as Python objects
+        as_objects = text_codes({"train": series.astype(object), "test": other.astype(object)})
+    for split in codes:
+        np.testing.assert_array_equal(codes[split], as_objects[split])
     got = np.concatenate([codes["train"], codes["test"]])
     keys = [text_key(t) for t in [*texts, *texts[:half]]]
     assert [c < 0 for c in got] == [k is None for k in keys]

@@ -107,12 +107,20 @@ def text_key(value: Any) -> str | None:
     whitespace as one space, ends stripped (no tokenizer tells them apart). ``None`` for a
     missing or blank text. The conflict (LW109) and leakage (LW110) checks and the carving
     of validation all group texts by this key."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if not isinstance(value, str) and _missing(value):
         return None
     text = " ".join(unicodedata.normalize("NFC", str(value)).split())
     return text or None
 
 
+
+
+def _missing(value: Any) -> bool:
+    """A missing cell as pandas counts one: None, NaN, ``pd.NA``, ``NaT``."""
+    import pandas as pd
+
+    missing = pd.isna(value)
+    return bool(missing) if isinstance(missing, bool | np.bool_) else False
 
 
 # What str.split() splits on among ASCII characters; other texts take the exact path. Only
