@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from labelwise.data.auditing import SPLIT_WORDS
+from labelwise.data.io import rows_where
 from labelwise.findings import Finding, Where
 from labelwise.plan.model_ref import ModelRef
 
@@ -93,9 +94,12 @@ def measure_truncation(model: ModelRef, data: Any, *, max_length: int,
     for split in data.splits:
         frame = data.frames[split]
         rows[split] = len(frame)
+        columns = [c for c in (data.text_column, data.text_pair_column) if c]
+        frame = frame[columns]
         if len(frame) > sample:
-            picked = np.sort(np.random.default_rng(0).choice(len(frame), sample, replace=False))
-            frame = frame.iloc[picked]
+            picked = np.zeros(len(frame), dtype=bool)
+            picked[np.random.default_rng(0).choice(len(frame), sample, replace=False)] = True
+            frame = rows_where(frame, picked)  # chunk by chunk: no copy of the whole column
         texts = [str(t) for t in frame[data.text_column].tolist()]
         if data.text_pair_column:
             pairs = [str(t) for t in frame[data.text_pair_column].tolist()]
