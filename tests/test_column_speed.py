@@ -364,3 +364,12 @@ def test_inspect_parses_the_training_labels_once_for_carving_audit_and_counts(
     assert calls == [n]  # inference's parse, read again by the carve, audit and distribution
     assert result.sizes == {"train": 360, "valid": 40}
     assert set(result.distribution) == {"train", "valid"}
+
+
+@pytest.mark.parametrize("missing", [None, float("nan")])
+def test_missing_cells_hashed_row_by_row_share_one_distinct_cell(missing):
+    # a list column with a missing cell is hashed row by row: its missing cells are one
+    # distinct cell, as in the rows of a larger column taken from it
+    column = parse_column(pd.Series([missing, missing, [0], missing], dtype=object))
+    assert len(column.uniques) == 2
+    assert column.codes.tolist() == [0, 0, 1, 0]

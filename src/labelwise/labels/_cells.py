@@ -316,7 +316,8 @@ def _combination_codes(columns: Sequence[np.ndarray]) -> tuple[np.ndarray, np.nd
 
 def _hash_codes(raw: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
     """Codes per row for any column: equal hashable cells of one type share a code (a list
-    by its items); other cells get a code of their own."""
+    by its items), as do its missing cells (None, NaN); other cells get a code of their
+    own."""
     ids: dict[Any, int] = {}
     firsts: list[Any] = []
     codes = np.empty(len(raw), dtype=np.int64)
@@ -328,6 +329,8 @@ def _hash_codes(raw: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
             key = (kind, tuple(value.tolist()))
         elif isinstance(value, _HASHABLE) and not _is_nan(value):
             key = (kind, value)
+        elif value is None or _is_nan(value):  # missing cells of one type: one code
+            key = (kind, "missing")
         else:
             key = None
         if key is not None:
