@@ -366,7 +366,7 @@ def test_inspect_parses_the_training_labels_once_for_carving_audit_and_counts(
     assert set(result.distribution) == {"train", "valid"}
 
 
-@pytest.mark.parametrize("missing", [None, float("nan")])
+@pytest.mark.parametrize("missing", [None, float("nan"), pd.NA, pd.NaT])
 def test_missing_cells_hashed_row_by_row_share_one_distinct_cell(missing):
     # a list column with a missing cell is hashed row by row: its missing cells are one
     # distinct cell, as in the rows of a larger column taken from it

@@ -57,6 +57,11 @@ def _is_nan(value: Any) -> bool:
         return False
 
 
+def _is_missing(value: Any) -> bool:
+    """A missing cell: None, NaN, ``pd.NA`` or ``NaT`` (a blank string is parsed as one)."""
+    return value is None or _is_nan(value) or type(value).__name__ in ("NAType", "NaTType")
+
+
 def _number_cell(value: Any) -> Cell:
     type_name = type(value).__name__
     if isinstance(value, bool) or type_name == "bool_":
@@ -102,7 +107,7 @@ def parse_cell(raw: Any, *, label_sep: str | None = None) -> Cell:
     Returns:
         The parsed :class:`Cell`.
     """
-    if raw is None or _is_nan(raw) or type(raw).__name__ in ("NAType", "NaTType"):
+    if _is_missing(raw):
         return MISSING
     if isinstance(raw, str):
         stripped = raw.strip()
@@ -316,8 +321,8 @@ def _combination_codes(columns: Sequence[np.ndarray]) -> tuple[np.ndarray, np.nd
 
 def _hash_codes(raw: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
     """Codes per row for any column: equal hashable cells of one type share a code (a list
-    by its items), as do its missing cells (None, NaN); other cells get a code of their
-    own."""
+    by its items), as do its missing cells of one type (None, NaN, pd.NA, NaT); other
+    cells get a code of their own."""
     ids: dict[Any, int] = {}
     firsts: list[Any] = []
     codes = np.empty(len(raw), dtype=np.int64)
@@ -327,10 +332,10 @@ def _hash_codes(raw: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
             key: Any = (kind, tuple(value))
         elif kind.__name__ == "ndarray" and value.ndim == 1:  # a list cell read from Parquet
             key = (kind, tuple(value.tolist()))
-        elif isinstance(value, _HASHABLE) and not _is_nan(value):
-            key = (kind, value)
-        elif value is None or _is_nan(value):  # missing cells of one type: one code
+        elif _is_missing(value):  # the missing cells of one type: one code
             key = (kind, "missing")
+        elif isinstance(value, _HASHABLE):
+            key = (kind, value)
         else:
             key = None
         if key is not None:

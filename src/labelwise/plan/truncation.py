@@ -91,11 +91,10 @@ def measure_truncation(model: ModelRef, data: Any, *, max_length: int,
     tokenizer.no_truncation()
     tokenizer.no_padding()
     rows, cut, longest, measured = {}, {}, {}, {}
+    columns = [c for c in (data.text_column, data.text_pair_column) if c]
     for split in data.splits:
-        frame = data.frames[split]
+        frame = data.frames[split][columns]
         rows[split] = len(frame)
-        columns = [c for c in (data.text_column, data.text_pair_column) if c]
-        frame = frame[columns]
         if len(frame) > sample:
             picked = np.zeros(len(frame), dtype=bool)
             picked[np.random.default_rng(0).choice(len(frame), sample, replace=False)] = True
