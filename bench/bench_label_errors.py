@@ -7,7 +7,8 @@ On each dataset's train split with ``--flip`` of the labels flipped uniformly at
   of a plain ``LogisticRegression`` over frozen MiniLM sentence embeddings (5 folds);
 * ``fast``: ``labelwise.find_label_errors(method="fast")``;
 * ``thorough``: ``labelwise.find_label_errors(method="thorough")`` with the dataset's
-  config from bench/configs/ (``--thorough`` to run it: k fine-tunes).
+  config from bench/configs/ and ``--thorough-epochs`` (3, labelwise's default) per fold
+  (``--thorough`` to run it: k fine-tunes).
 
     python bench/bench_label_errors.py [--datasets ag_news,trec,sst2] [--rows 8000]
         [--flip 0.05] [--thorough] [--out bench/results/label_errors.json]
@@ -157,8 +158,10 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, object]:
             path = Path(tmp) / "train.csv"
             df.to_csv(path, index=False)
             base = load_config(CONFIGS / f"{name}.yaml")
-            config = base.model_copy(update={"data": base.data.model_copy(
-                update={"train": str(path), "valid": str(path), "test": None})})
+            config = base.model_copy(update={
+                "data": base.data.model_copy(
+                    update={"train": str(path), "valid": str(path), "test": None}),
+                "train": base.train.model_copy(update={"epochs": args.thorough_epochs})})
             before, start = load(), time.perf_counter()
             with Spy("embed_texts") as embed, Spy("_finetune_oof") as tunes:
                 found = find_label_errors(config=config, method="thorough",
@@ -287,6 +290,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--thorough", action="store_true")
+    parser.add_argument("--thorough-epochs", type=float, default=3.0,
+                        help="epochs of each fold's fine-tune (labelwise's default: 3)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/label_errors.json"))
     parser.add_argument("--effect", action="store_true",
                         help="only the ag_news noisy / without-flagged / clean training runs")
@@ -311,7 +316,8 @@ def main() -> None:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
         print(json.dumps(results, indent=2))
         return
-    results.update(flip=args.flip, datasets={})
+    results.update(flip=args.flip, datasets={},
+                   thorough_epochs=args.thorough_epochs if args.thorough else None)
     from labelwise.training.label_errors import embed_texts
 
     embed_texts(["warm-up"] * 8, progress=False)  # imports and the first load, not timed
