@@ -100,6 +100,36 @@ def test_multilabel_planted_flips():
     assert set(found.suspects[0].suggested) == {names[j] for j in np.flatnonzero(true[row])}
 
 
+def test_multilabel_suggestion_is_never_empty_when_every_row_has_a_label():
+    """A flagged row where no label reaches 0.5 is suggested its most likely label, as long as
+    the file has no empty rows; where empty rows are part of the data, empty stays a
+    suggestion."""
+    rng = np.random.default_rng(3)
+    n, k = 300, 3
+    true = np.zeros((n, k), dtype=np.float32)
+    true[np.arange(n), np.arange(n) % k] = 1
+    probs = np.where(true > 0, 0.95, 0.03) * rng.uniform(0.9, 1.05, (n, k))
+    flipped = rng.choice(n, size=15, replace=False)
+    given = true.copy()
+    given[flipped] = np.roll(true[flipped], 1, axis=1)  # another single label
+    probs[flipped] = np.where(true[flipped] > 0, 0.4, 0.03)  # the true one, under 0.5
+    names = ["a", "b", "c"]
+
+    def suspects(targets):
+        schema = infer_schema([[names[j] for j in np.flatnonzero(r)] for r in targets])
+        return issues_from_predictions(schema=schema, targets=targets, predictions=probs,
+                                       rows=range(n)).suspects
+
+    found = suspects(given)
+    assert {s.row for s in found} == set(flipped.tolist())
+    for s in found:
+        assert s.suggested == (names[int(true[s.row].argmax())],) != s.given
+
+    with_empty = given.copy()
+    with_empty[[r for r in range(n) if r not in set(flipped.tolist())][:3]] = 0
+    assert any(s.suggested == () for s in suspects(with_empty))
+
+
 def test_regression_outliers_are_flagged():
     rng = np.random.default_rng(2)
     y = rng.normal(size=200)

@@ -244,6 +244,11 @@ def _multilabel(y: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarra
     mask = find_label_issues(labels=lists, pred_probs=probs, n_jobs=1)
     scores = get_label_quality_scores(labels=lists, pred_probs=probs)
     suggested = (probs >= 0.5).astype(np.float32)
+    if hot.sum(axis=1).min() > 0:
+        # Every given row has a label, so an empty suggestion is no suggestion: where no
+        # label reaches 0.5, the most likely one.
+        empty = np.flatnonzero(suggested.sum(axis=1) == 0)
+        suggested[empty, probs[empty].argmax(axis=1)] = 1.0
     return np.flatnonzero(mask), np.asarray(scores, dtype=np.float64), suggested
 
 
