@@ -254,6 +254,49 @@ def test_thorough_runs_k_fine_tunes(tiny_model, tmp_path):
     assert not (tmp_path / "out").exists()  # nothing written to the run's output dir
 
 
+@pytest.mark.parametrize("labels", [["pos", "neg", "mid"], ["pos", "neg"]])
+def test_thorough_fold_outputs_are_the_last_evaluation_in_row_order(tiny_model, tmp_path,
+                                                                    monkeypatch, labels):
+    """Each fold's outputs are its fine-tune's last evaluation (run longest text first),
+    put back in row order: the same numbers as predicting the held-out rows again, with no
+    second pass over them."""
+    from labelwise.data.loading import load_splits
+    from labelwise.plan.config import RunConfig
+    from labelwise.training import label_errors as module
+
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({
+        "text": [" ".join(rng.choice(["good", "bad", "film", "plot"], size=1 + i % 7))
+                 for i in range(36)],
+        "label": [labels[i % len(labels)] for i in range(36)]})
+    path = tmp_path / "train.csv"
+    df.to_csv(path, index=False)
+    config = RunConfig.model_validate({
+        "data": {"train": str(path), "valid": str(path)},
+        "model": {"name_or_path": str(tiny_model), "max_length": 16},
+        "train": {"epochs": 1, "batch_size": 8, "evals_per_epoch": 3},
+        "output_dir": str(tmp_path / "out")})
+    data = load_splits(train=str(path), valid=str(path))
+    texts, y, _ = module._training_file(data)
+    fold = module._folds(data.schema.task, y, 2, 0)
+    calls = []
+    from labelwise.training import forward
+
+    real_predict = forward.predict_logits
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real_predict(*args, **kwargs)
+
+    monkeypatch.setattr(forward, "predict_logits", counted)
+    reused = module._finetune_oof(config, data, texts, y, fold, False)
+    assert calls == []  # the last evaluations were used
+    monkeypatch.setattr(module, "_last_eval_in_row_order", lambda *a: None)
+    again = module._finetune_oof(config, data, texts, y, fold, False)
+    assert len(calls) == 2  # one prediction pass per fold
+    np.testing.assert_allclose(reused, again, atol=1e-5)
+
+
 def test_thorough_averages_the_fine_tunes_with_the_linear_model(tiny_model, tmp_path,
                                                                  monkeypatch):
     from labelwise import find_label_errors

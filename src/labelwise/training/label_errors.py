@@ -261,6 +261,32 @@ def _take(encoded: Any, rows: np.ndarray) -> Any:
     return Encoded(encoded.ids[pick], types, offsets, encoded.max_length)
 
 
+def _last_eval_in_row_order(result: Any, encoded: Any, targets: np.ndarray) -> Any:
+    """The logits of a fit's last evaluation, in the held-out rows' order, when that
+    evaluation was on the last step; else None (predict them again).
+
+    Evaluation batches run longest first (:class:`~labelwise.training.batching.
+    SortedBatchSampler`); the same sampler on the same lengths gives the order back, and
+    the evaluation's own targets must come back equal to the rows' targets."""
+    from labelwise.training.batching import SortedBatchSampler
+
+    if result.last_eval is None or result.last_eval[0] != result.steps:
+        return None
+    _, logits, label_ids = result.last_eval
+    order = np.concatenate([np.asarray(b, dtype=np.int64)
+                            for b in SortedBatchSampler(encoded.lengths, 1 << 16)])
+    if len(order) != len(logits) or len(label_ids) != len(targets):
+        return None
+    back = np.empty_like(logits)
+    back[order] = logits
+    seen = np.empty_like(np.asarray(label_ids))
+    seen[order] = label_ids
+    want = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
+    if not np.allclose(seen.astype(np.float64).reshape(len(seen), -1), want):
+        return None
+    return back
+
+
 def _finetune_oof(config: RunConfig, data: LoadedData, texts: list[str], y: np.ndarray,
                   fold: np.ndarray, progress: bool) -> np.ndarray:
     """k fine-tunes with the run config, each predicting its held-out fold."""
@@ -270,6 +296,14 @@ def _finetune_oof(config: RunConfig, data: LoadedData, texts: list[str], y: np.n
     from labelwise.training.tokens import encode_texts
     from labelwise.training.train import Prepared, fit, prepare, set_threads
 
+    # A fold's fine-tune keeps its last model (nothing is saved or selected), so one
+    # evaluation an epoch is enough; the last one, on the last step, is the fold's output.
+    if config.train.evals_per_epoch != 1:
+        logger.info("label errors: each fold's fine-tune evaluates once an epoch "
+                    "(train.evals_per_epoch=%s is for choosing a saved model)",
+                    config.train.evals_per_epoch)
+        config = config.model_copy(update={
+            "train": config.train.model_copy(update={"evals_per_epoch": 1})})
     plan = preflight(config)
     set_threads(config)
     base = prepare(plan)
@@ -285,7 +319,11 @@ def _finetune_oof(config: RunConfig, data: LoadedData, texts: list[str], y: np.n
                             {"train": _take(encoded, fit_rows), "valid": _take(encoded, held)},
                             {"train": y[fit_rows], "valid": y[held]}, base.pad_id, base.sep_id)
             result = fit(part, work=Path(tmp) / f"fold{f}", save=False)
-            logits = predict_logits(result.model, part.encoded["valid"], pad_id=base.pad_id)
+            logits = _last_eval_in_row_order(
+                result, part.encoded_at("valid", length), y[held])
+            if logits is None:
+                logits = predict_logits(result.model, part.encoded["valid"],
+                                        pad_id=base.pad_id)
             scores = scores_from_logits(logits, plan.contract)
             if plan.schema.task is Task.BINARY:
                 scores = np.stack([1 - scores, scores], axis=1)
