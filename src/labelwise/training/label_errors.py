@@ -271,9 +271,9 @@ def _last_eval_in_row_order(result: Any, encoded: Any, targets: np.ndarray) -> A
     the evaluation's own targets must come back equal to the rows' targets."""
     from labelwise.training.batching import SortedBatchSampler
 
-    if result.last_eval is None or result.last_eval[0] != result.steps:
+    if result.final_eval is None:
         return None
-    _, logits, label_ids = result.last_eval
+    logits, label_ids = result.final_eval
     order = np.concatenate([np.asarray(b, dtype=np.int64)
                             for b in SortedBatchSampler(encoded.lengths, 1 << 16)])
     if len(order) != len(logits) or len(label_ids) != len(targets):
@@ -320,11 +320,10 @@ def _finetune_oof(config: RunConfig, data: LoadedData, texts: list[str], y: np.n
                             {"train": _take(encoded, fit_rows), "valid": _take(encoded, held)},
                             {"train": y[fit_rows], "valid": y[held]}, base.pad_id, base.sep_id)
             result = fit(part, work=Path(tmp) / f"fold{f}", save=False)
-            logits = _last_eval_in_row_order(
-                result, part.encoded_at("valid", length), y[held])
+            held_out = part.encoded_at("valid", length)  # what fit evaluated
+            logits = _last_eval_in_row_order(result, held_out, y[held])
             if logits is None:
-                logits = predict_logits(result.model, part.encoded["valid"],
-                                        pad_id=base.pad_id)
+                logits = predict_logits(result.model, held_out, pad_id=base.pad_id)
             scores = scores_from_logits(logits, plan.contract)
             if plan.schema.task is Task.BINARY:
                 scores = np.stack([1 - scores, scores], axis=1)

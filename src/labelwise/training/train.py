@@ -246,6 +246,15 @@ class FitResult:
     last_eval: tuple[int, np.ndarray, np.ndarray] | None = None  # (step, logits, targets)
     embedding_rows: int | None = None  # word-embedding rows trained (None: all of them)
 
+    @property
+    def final_eval(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Logits and targets of the validation split from the last evaluation when it
+        was on the last step (the returned model's outputs, in evaluation order, longest
+        text first); else None."""
+        if self.last_eval is None or self.last_eval[0] != self.steps:
+            return None
+        return self.last_eval[1], self.last_eval[2]
+
 
 def _new_model(prepared: Prepared, plan: Plan) -> tuple[Any, set[str]]:
     """A model for ``plan`` and the names of its new head's parameters, whose output bias

@@ -146,12 +146,9 @@ class TrialRunner:
         with tempfile.TemporaryDirectory(prefix="labelwise-trial-") as work:
             result = fit(self.prepared, plan=plan, work=Path(work), callbacks=callbacks,
                          save=False)
-        valid_eval = None
-        if result.last_eval is not None and result.last_eval[0] == result.steps:
-            valid_eval = (result.last_eval[1], result.last_eval[2])
         outputs: dict[str, Any] = {}
         metrics, thresholds = final_metrics(self.prepared, result.model, plan=plan,
-                                            splits=["valid"], valid_eval=valid_eval,
+                                            splits=["valid"], valid_eval=result.final_eval,
                                             keep=outputs)
         metric, _ = plan.objective
         value = metrics["valid"].get(metric)
