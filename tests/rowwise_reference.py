@@ -374,3 +374,25 @@ def _variants(frames: Mapping[str, Any], label_columns: Sequence[str], schema: A
                                Where(column=column, value=ranked[-1][0]),
                                f"map them to one spelling, e.g. {format_value(ranked[0][0])}"))
     return out
+
+
+def ref_content_sha(frame: Any, columns: Sequence[str] | None = None) -> str:
+    """``labelwise.data.io.content_sha`` as it was: pandas' hash of every cell's repr,
+    through ``Series.map``. Saved models, runs and studies hold these values."""
+    import hashlib
+
+    import pandas as pd
+
+    def cell(value: Any) -> str:
+        if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+            value = value.tolist()
+        return repr(value)
+
+    columns = [str(c) for c in frame.columns] if columns is None else list(columns)
+    digest = hashlib.sha256()
+    digest.update(repr(list(columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame.index.to_frame(), index=False).values.tobytes())
+    for column in columns:
+        text = frame[column].map(cell)
+        digest.update(pd.util.hash_pandas_object(text, index=False).values.tobytes())
+    return digest.hexdigest()[:16]

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rowwise_reference import (ref_audit_frames, ref_canonical_rows, ref_parse,
-                               ref_parse_column, ref_parse_columns)
+from rowwise_reference import (ref_audit_frames, ref_canonical_rows, ref_content_sha,
+                               ref_parse, ref_parse_column, ref_parse_columns)
 
 from labelwise.data.auditing import audit_frames, text_codes, text_key
 from labelwise.errors import LabelError
@@ -261,6 +261,37 @@ def test_content_sha_read_a_slice_at_a_time_is_the_whole_columns(cells, rows):
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(io, "_SHA_ROWS", rows)
             assert io.content_sha(changed) != whole
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(st.one_of(st.none(), st.text(max_size=6)),
+                               st.one_of(st.none(), st.integers(-3, 3)),
+                               st.sampled_from([0.0, -0.0, 0.5, 1e20, float("nan")]),
+                               st.booleans()), max_size=20),
+       slice_rows=st.integers(1, 7))
+def test_content_sha_is_the_recorded_fingerprint_for_every_column_kind(rows, slice_rows):
+    """Saved models, runs and studies hold fingerprints of the cell-by-cell hash: the
+    column-wise one must give the same value for every dtype a caller's frame can have."""
+    from labelwise.data import io
+
+    texts = [r[0] for r in rows]
+    frame = pd.DataFrame({
+        "str": pd.array(texts, dtype="str"), "string": pd.array(texts, dtype="string"),
+        "obj": pd.Series(texts, dtype=object),
+        "Int64": pd.array([r[1] for r in rows], dtype="Int64"),
+        "int": [0 if r[1] is None else r[1] for r in rows],
+        "float": [r[2] for r in rows], "bool": [r[3] for r in rows],
+        "cat": pd.Categorical([str(r[1]) for r in rows]),
+        "lists": pd.Series([[r[1], r[3]] if r[3] else np.array([r[2]]) for r in rows],
+                           dtype=object),
+        "mixed": pd.Series([r[i % 4] for i, r in enumerate(rows)], dtype=object)},
+        index=pd.RangeIndex(len(rows)) * 2 + 1)
+    want = ref_content_sha(frame)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(io, "_SHA_ROWS", slice_rows)
+        assert io.content_sha(frame) == want
+    for column in frame.columns:
+        assert io.content_sha(frame, [column]) == ref_content_sha(frame, [column]), column
 
 
 _ITEMS = st.one_of(st.sampled_from(["joy", "anger", "Joy", "", " joy"]),

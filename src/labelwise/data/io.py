@@ -185,9 +185,27 @@ def content_sha(frame: Any, columns: Sequence[str] | None = None) -> str:
         # a slice at a time: each row's hash depends on its cell alone, so the bytes are
         # those of the whole column, without a repr string of every cell at once
         for start in range(0, len(values), _SHA_ROWS):
-            text = values.iloc[start:start + _SHA_ROWS].map(_cell)
-            digest.update(pd.util.hash_pandas_object(text, index=False).values.tobytes())
+            digest.update(_cell_hashes(values.iloc[start:start + _SHA_ROWS]).tobytes())
     return digest.hexdigest()[:16]
+
+
+def _cell_hashes(values: Any) -> Any:
+    """pandas' 64-bit hash of each cell's repr. Strings and numpy numbers are Python
+    ``str``/``int``/``float``/``bool`` in ``tolist()``, whose repr is the cell's own; any
+    other column goes cell by cell through ``_cell``. Every repr is a non-missing string,
+    so hashing them uncategorized gives what ``hash_pandas_object`` gives, without
+    factorizing a million distinct texts first."""
+    import numpy as np
+    import pandas as pd
+
+    dtype = values.dtype
+    if isinstance(dtype, pd.StringDtype) or (isinstance(dtype, np.dtype)
+                                             and dtype.kind in "biufO"):
+        cells = values.tolist()
+        reprs = list(map(_cell if dtype == object else repr, cells))
+    else:
+        reprs = values.map(_cell).tolist()
+    return pd.util.hash_array(np.array(reprs, dtype=object), categorize=False)
 
 
 _SHA_ROWS = 65536
