@@ -14,9 +14,10 @@ On each dataset's train split with ``--flip`` of the labels flipped uniformly at
         [--flip 0.05] [--thorough] [--out bench/results/label_errors.json]
 
 ``--effect``: what cleaning buys. ag_news, a seeded train sample (``--effect-rows``) with
-``--effect-flip`` of the labels flipped, trained with ``labelwise.train`` and the ag_news
-bench config (a) on the noisy labels, (b) on the noisy file with ``data.exclude_rows`` set
-to the rows ``find_label_errors`` flagged, (c) on the clean labels; test accuracy of each
+``--effect-flip`` of the labels flipped, trained with ``labelwise.train``, the ag_news
+bench config and ``--effect-epochs`` (3, labelwise's default) (a) on the noisy labels,
+(b) on the noisy file with ``data.exclude_rows`` set to the rows ``find_label_errors``
+flagged, (c) on the clean labels; test accuracy of each
 on the same test sample and the share of the lost accuracy that (b) wins back.
 
 ``--real NAME``: ``fast`` on a real, unplanted train split (``--rows`` sample, 0: all) and
@@ -213,7 +214,8 @@ def effect(args: argparse.Namespace) -> dict[str, object]:
     out: dict[str, object] = {"dataset": name, "train_rows": len(noisy),
                               "flip": args.effect_flip, "planted": len(truth),
                               "valid_rows": len(valid), "test_rows": len(test),
-                              "detector": args.effect_method}
+                              "detector": args.effect_method,
+                              "epochs": args.effect_epochs}
     with tempfile.TemporaryDirectory(prefix="lebench-effect-") as tmp:
         work = Path(tmp)
         paths = {}
@@ -222,6 +224,8 @@ def effect(args: argparse.Namespace) -> dict[str, object]:
             paths[split] = work / f"{split}.csv"
             frame.to_csv(paths[split], index=False)
         base = load_config(CONFIGS / f"{name}.yaml")
+        base = base.model_copy(update={
+            "train": base.train.model_copy(update={"epochs": args.effect_epochs})})
 
         def config(train: Path, exclude: Path | None = None) -> object:
             return base.model_copy(update={"data": base.data.model_copy(update={
@@ -299,6 +303,8 @@ def main() -> None:
     parser.add_argument("--effect-flip", type=float, default=0.10)
     parser.add_argument("--effect-valid", type=int, default=1000)
     parser.add_argument("--effect-test", type=int, default=2000)
+    parser.add_argument("--effect-epochs", type=float, default=3.0,
+                        help="epochs of each of the three trainings")
     parser.add_argument("--effect-method", choices=("fast", "thorough"), default="fast")
     parser.add_argument("--real", default=None,
                         help="only: fast on this dataset's real train split (e.g. go_emotions)")
