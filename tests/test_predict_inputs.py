@@ -176,6 +176,18 @@ def test_the_report_scores_every_row_of_a_split_as_training_did(model_dir):
     assert np.allclose(preds.scores[[0, 2]], predict(model_dir, ["good film", "sad"]).scores)
 
 
+def test_an_empty_split_loads_the_model_once_and_has_no_rows(model_dir, monkeypatch):
+    from labelwise.training import predict as module
+
+    loads = []
+    real = module.load_model
+    monkeypatch.setattr(module, "load_model", lambda *a, **k: loads.append(a) or real(*a, **k))
+    preds = module.predict_split(model_dir, [])
+    assert len(loads) == 1
+    assert len(preds) == 0 and preds.scores.shape == (0, len(preds.class_names))
+    assert preds.class_names == predict(model_dir, "good film").class_names
+
+
 def test_a_skipped_row_keeps_class_ids_whole_in_the_frame():
     from labelwise.training.predict import Predictions
 

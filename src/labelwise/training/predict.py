@@ -341,7 +341,6 @@ def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
         raise ConfigError(f"the onnx runtime runs on the CPU, not on {device}",
                           where="--device", fix="pass --device cpu (or auto), or --runtime "
                           "torch on the model dir it was exported from", code="LW343")
-    schema, contract = loaded.schema, loaded.contract
     values = _threshold_values(loaded, thresholds)
     columns = _input_columns(loaded, texts, text_pairs, text_column, text_pair_column)
     n = len(columns["text"])
@@ -354,12 +353,8 @@ def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
                         fix="drop or fill those rows, or pass --on-invalid skip to get label "
                         "None for them", code="LW408")
     keep = [i for i in range(n) if i not in bad]
-    head = HeadContract.from_dict(contract)
     if not keep:  # nothing to run the model on: every row skipped, or no rows
-        width = len(schema.label_names)
-        return Predictions([None] * n, np.full((n, width), np.nan, dtype=np.float32),
-                           tuple(schema.label_names), values if head.uses_thresholds else None,
-                           schema.task.value)
+        return _unpredicted(loaded, n, values)
     pairs = [columns["text pair"][i] for i in keep] if "text pair" in columns else None
     preds = _run(loaded, [columns["text"][i] for i in keep], pairs, values, batch_size,
                  target)
@@ -388,6 +383,16 @@ def _run(loaded: LoadedModel, texts: list[str], pairs: list[str] | None,
     return _decide(loaded.schema, HeadContract.from_dict(loaded.contract), logits, thresholds)
 
 
+def _unpredicted(loaded: LoadedModel, n: int, thresholds: tuple[float, ...] | None
+                 ) -> Predictions:
+    """``n`` rows the model did not run on: label ``None``, NaN scores."""
+    schema = loaded.schema
+    head = HeadContract.from_dict(loaded.contract)
+    return Predictions([None] * n, np.full((n, len(schema.label_names)), np.nan,
+                                           dtype=np.float32), tuple(schema.label_names),
+                       thresholds if head.uses_thresholds else None, schema.task.value)
+
+
 def predict_split(model_dir: str | Path, texts: list[str], *,
                   text_pairs: list[str] | None = None, batch_size: int = 64,
                   device: str = "auto") -> Predictions:
@@ -400,7 +405,7 @@ def predict_split(model_dir: str | Path, texts: list[str], *,
     with quiet_libraries():
         loaded = load_model(model_dir)
     if not texts:
-        return predict(model_dir, [], device=device)
+        return _unpredicted(loaded, 0, _threshold_values(loaded, None))
     return _run(loaded, [str(t) for t in texts],
                 [str(t) for t in text_pairs] if text_pairs is not None else None,
                 _threshold_values(loaded, None), batch_size, target)
