@@ -18,7 +18,9 @@ On each dataset's train split with ``--flip`` of the labels flipped uniformly at
 bench config and ``--effect-epochs`` (3, labelwise's default) (a) on the noisy labels,
 (b) on the noisy file with ``data.exclude_rows`` set to the rows ``find_label_errors``
 flagged, (c) on the clean labels; test accuracy of each
-on the same test sample and the share of the lost accuracy that (b) wins back.
+on the same test sample and the share of the lost accuracy that (b) wins back. With
+``--effect-seeds 42,43,...`` the three trainings run once per training seed (the noise,
+the samples and the detection stay those of ``--seed``), and the means are compared.
 
 ``--real NAME``: ``fast`` on a real, unplanted train split (``--rows`` sample, 0: all) and
 its lowest-quality suspects, for review.
@@ -232,8 +234,6 @@ def effect(args: argparse.Namespace) -> dict[str, object]:
                 "train": str(train), "valid": str(paths["valid"]), "test": str(paths["test"]),
                 "exclude_rows": str(exclude) if exclude else None})})
 
-        out["a_noisy"] = train_accuracy(config(paths["noisy"]), work, "a")
-        print("effect (a) noisy", out["a_noisy"], flush=True)
         before, start = load(), time.perf_counter()
         found = find_label_errors(config=config(paths["noisy"]), method=args.effect_method,
                                   folds=args.folds, seed=args.seed, progress=False)
@@ -241,14 +241,30 @@ def effect(args: argparse.Namespace) -> dict[str, object]:
         out["detection"] = score(set(found.rows_flagged), truth, time.perf_counter() - start)
         out["detection"].update(load_before=before, load_after=load())
         print("effect detection", out["detection"], flush=True)
-        out["b_without_flagged"] = train_accuracy(config(paths["noisy"], review), work, "b")
-        print("effect (b) without flagged", out["b_without_flagged"], flush=True)
-        out["c_clean"] = train_accuracy(config(paths["clean"]), work, "c")
-        print("effect (c) clean", out["c_clean"], flush=True)
-    a, b, c = (out[k]["test_accuracy"] for k in ("a_noisy", "b_without_flagged", "c_clean"))
-    out["lost"] = round(c - a, 4)
-    out["recovered_fraction"] = round((b - a) / (c - a), 3) if c != a else None
+        runs = {"a_noisy": ("noisy", None), "b_without_flagged": ("noisy", review),
+                "c_clean": ("clean", None)}
+        out["seeds"] = {}
+        for seed in (int(s) for s in args.effect_seeds.split(",")):
+            per_seed: dict[str, object] = {}
+            for key, (train_split, exclude) in runs.items():
+                run = config(paths[train_split], exclude)
+                run = run.model_copy(update={"train": run.train.model_copy(
+                    update={"seed": seed})})
+                per_seed[key] = train_accuracy(run, work, f"{key[0]}{seed}")
+                print("effect seed", seed, key, per_seed[key], flush=True)
+            per_seed.update(recovered(*(per_seed[k]["test_accuracy"] for k in runs)))
+            out["seeds"][str(seed)] = per_seed
+    means = [round(sum(r[k]["test_accuracy"] for r in out["seeds"].values())
+                   / len(out["seeds"]), 4) for k in runs]
+    out["mean_test_accuracy"] = dict(zip(runs, means))
+    out.update(recovered(*means))
     return out
+
+
+def recovered(a: float, b: float, c: float) -> dict[str, object]:
+    """What noise cost (c - a) and the share of it that cleaning won back (b - a)."""
+    return {"lost": round(c - a, 4),
+            "recovered_fraction": round((b - a) / (c - a), 3) if c != a else None}
 
 
 def real(args: argparse.Namespace) -> dict[str, object]:
@@ -306,6 +322,8 @@ def main() -> None:
     parser.add_argument("--effect-epochs", type=float, default=3.0,
                         help="epochs of each of the three trainings")
     parser.add_argument("--effect-method", choices=("fast", "thorough"), default="fast")
+    parser.add_argument("--effect-seeds", default="42",
+                        help="training seeds: (a), (b) and (c) run once for each")
     parser.add_argument("--real", default=None,
                         help="only: fast on this dataset's real train split (e.g. go_emotions)")
     parser.add_argument("--show", type=int, default=15, help="suspects kept with --real")
