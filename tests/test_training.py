@@ -303,3 +303,23 @@ def test_thresholds_follow_the_objective(tmp_path, tiny_model, objective, settin
     result = train(config)
     saved = json.loads((result.output_dir / "labelwise.json").read_text())["thresholds"]
     assert saved["methods"] == [f"tuned: {decision[0]}"]
+
+
+def test_evaluating_more_often_trains_the_same_model(tmp_path, tiny_model):
+    # an evaluation is an observation: the same seed gives the same weights whether the
+    # validation split is evaluated once an epoch or four times (a DataLoader draws its
+    # base seed from torch's global generator, which also drives dropout)
+    from labelwise.training.train import fit, prepare
+
+    config = make_config(tmp_path, tiny_model, "multiclass",
+                         train={"max_steps": None, "epochs": 2})
+    weights = []
+    for evals in (1, 3):
+        run = config.model_copy(update={"train": config.train.model_copy(
+            update={"evals_per_epoch": evals})})
+        result = fit(prepare(preflight(run)), work=tmp_path / f"w{evals}", save=False)
+        assert result.final_eval is not None
+        weights.append({k: v.detach().clone() for k, v in result.model.state_dict().items()})
+    assert weights[0].keys() == weights[1].keys()
+    changed = [k for k in weights[0] if not (weights[0][k] == weights[1][k]).all()]
+    assert changed == []

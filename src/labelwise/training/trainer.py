@@ -67,8 +67,13 @@ class LabelwiseTrainer(Trainer):
         return self.accelerator.prepare(loader)
 
     def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        """Trainer's evaluation, leaving torch's CPU generator as it found it: each
+        DataLoader iterator draws its base seed from that generator, which also drives
+        dropout, so without this how often a run evaluates would change what it trains.
+        (Evaluation draws nothing from a GPU's generator.)"""
         trim_heap()  # training's freed gradients and activations, before evaluation allocates
-        return super().evaluate(*args, **kwargs)
+        with torch.random.fork_rng(devices=[]):
+            return super().evaluate(*args, **kwargs)
 
     # -- checkpoints ---------------------------------------------------------------------
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
