@@ -212,6 +212,19 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_model):
     log = [json.loads(line) for line in (result.output_dir / "train_log.jsonl").open()]
     assert log[-1]["step"] == 8
     assert result.stats["steps"] == 8
+    # the resumed run is the run that was not interrupted: the same loss at every step and
+    # the same validation metrics at every evaluation (timings and Trainer's summary aside)
+    whole = train(config.model_copy(update={"output_dir": str(tmp_path / "whole")}))
+    assert _trajectory(log) == _trajectory(
+        [json.loads(line) for line in (whole.output_dir / "train_log.jsonl").open()])
+
+
+def _trajectory(log):
+    keep = [{k: v for k, v in h.items() if k in ("step", "loss", "grad_norm", "learning_rate")
+             or (k.startswith("eval_") and not k.endswith(("runtime", "_per_second")))}
+            for h in log if "train_runtime" not in h]
+    assert keep and any("loss" in h for h in keep) and any("eval_loss" in h for h in keep)
+    return keep
 
 
 def test_bce_label_smoothing_changes_the_loss():
