@@ -13,7 +13,7 @@ taken out of the loop figures anyway).
 Measured exactly as bench/plain_trainer.py measures the plain Trainer (its functions are
 imported): the fp32 matmul peak in this process before any data is read, the tokens the
 model really sees through the same forward pre-hook (training forwards only), the same
-useful-token FLOP formula, and ru_maxrss. The model is built as ``fit`` builds it
+useful-token FLOP formula, and the peak RSS (``VmHWM``). The model is built as ``fit`` builds it
 (``set_seed(train.seed)``, then ``labelwise.training.train.build_model``) so that the hook can be
 attached before it is handed to ``fit``.
 

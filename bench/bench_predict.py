@@ -8,7 +8,7 @@ The model: a labelwise model dir of the packaged MiniLM (all-MiniLM-L6-v2), made
 ``labelwise.train`` on 300 ag_news training rows for one epoch (prediction speed does not
 depend on the weights), or ``--model-dir``. The texts: the first ``--texts`` ag_news test
 texts, the same list for every setup. Setups, each in its own fresh process (so each has
-its own peak RSS, ``ru_maxrss``), run one after another, with the model loaded before the
+its own peak RSS, ``VmHWM``), run one after another, with the model loaded before the
 clock starts:
 
   labelwise   ``labelwise.predict_file`` on a CSV of the texts (reads, predicts in
@@ -45,14 +45,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "ag_news"
 sys.path.insert(0, str(HERE))
-from _results import write_results  # noqa: E402
+from _results import peak_rss_mib, write_results  # noqa: E402
 from bench_datasets import busy_cpu_seconds, children_cpu_seconds  # noqa: E402
 
 TARGET = 2.5  # labelwise texts/s over pipeline(batch_size=32)'s
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 # --- one setup, in its own process -------------------------------------------------------------

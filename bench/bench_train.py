@@ -24,7 +24,7 @@ the whole ``trainer.train()`` call (plain ``samples_per_s``, labelwise
 ``samples_per_s_train``) and, for labelwise, over the time inside optimizer steps only
 (``samples_per_s_step``). Useful-token MFU is the plain script's ``mfu_useful`` formula
 (6 * encoder-layer params * real tokens / ``train_s`` / in-process fp32 matmul peak) for
-both; peak RSS is ``ru_maxrss`` of each process.
+both; peak RSS is each process's own (``VmHWM``).
 """
 
 from __future__ import annotations
