@@ -201,7 +201,8 @@ def effect(args: argparse.Namespace) -> dict[str, object]:
 
     (b) is the user path: ``find_label_errors`` on the noisy training file, its suspects
     written as the review CSV (``write_csv``), the run config's ``data.exclude_rows``
-    pointing at it. The same config, seed, validation and test sample for all three.
+    pointing at it; (d), with ``--effect-relabel``, the flagged rows given their suggested
+    labels. The same config, validation and test sample for all, once per training seed.
     """
     from labelwise import find_label_errors
     from labelwise.plan.config import load_config
@@ -264,24 +265,22 @@ def effect(args: argparse.Namespace) -> dict[str, object]:
                     update={"seed": seed})})
                 per_seed[key] = train_accuracy(run, work, f"{key[0]}{seed}")
                 print("effect seed", seed, key, per_seed[key], flush=True)
-            per_seed.update(outcome(per_seed, runs))
+            per_seed.update(outcome({k: per_seed[k]["test_accuracy"] for k in runs}))
             out["seeds"][str(seed)] = per_seed
     out["mean_test_accuracy"] = {k: round(sum(
         r[k]["test_accuracy"] for r in out["seeds"].values()) / len(out["seeds"]), 4)
         for k in runs}
-    out.update(outcome({k: {"test_accuracy": v} for k, v in
-                        out["mean_test_accuracy"].items()}, runs))
+    out.update(outcome(out["mean_test_accuracy"]))
     return out
 
 
-def outcome(results: dict[str, dict], runs: dict[str, object]) -> dict[str, object]:
+def outcome(accuracy: dict[str, float]) -> dict[str, object]:
     """What noise cost, c - a, and the share of it won back by (b) and, if run, (d)."""
-    a, b, c = (results[k]["test_accuracy"] for k in
-               ("a_noisy", "b_without_flagged", "c_clean"))
-    out = recovered(a, b, c)
-    if "d_relabelled" in runs:
+    a, c = accuracy["a_noisy"], accuracy["c_clean"]
+    out = recovered(a, accuracy["b_without_flagged"], c)
+    if "d_relabelled" in accuracy:
         out["recovered_fraction_relabelled"] = recovered(
-            a, results["d_relabelled"]["test_accuracy"], c)["recovered_fraction"]
+            a, accuracy["d_relabelled"], c)["recovered_fraction"]
     return out
 
 
@@ -344,10 +343,10 @@ def main() -> None:
     parser.add_argument("--effect-valid", type=int, default=1000)
     parser.add_argument("--effect-test", type=int, default=2000)
     parser.add_argument("--effect-epochs", type=float, default=3.0,
-                        help="epochs of each of the three trainings")
+                        help="epochs of each training")
     parser.add_argument("--effect-method", choices=("fast", "thorough"), default="fast")
     parser.add_argument("--effect-seeds", default="42",
-                        help="training seeds: (a), (b) and (c) run once for each")
+                        help="training seeds: each training runs once for each")
     parser.add_argument("--effect-relabel", action="store_true",
                         help="also (d): the flagged rows given their suggested labels")
     parser.add_argument("--real", default=None,

@@ -320,7 +320,7 @@ def test_thresholds_follow_the_objective(tmp_path, tiny_model, objective, settin
 
 def test_evaluating_more_often_trains_the_same_model(tmp_path, tiny_model):
     # an evaluation is an observation: the same seed gives the same weights whether the
-    # validation split is evaluated once an epoch or four times (a DataLoader draws its
+    # validation split is evaluated once an epoch or three times (a DataLoader draws its
     # base seed from torch's global generator, which also drives dropout)
     from labelwise.training.train import fit, prepare
 
