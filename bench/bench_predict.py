@@ -12,7 +12,8 @@ its own peak RSS, ``VmHWM``), run one after another, with the model loaded befor
 clock starts:
 
   labelwise   ``labelwise.predict_file`` on a CSV of the texts (reads, predicts in
-              length-sorted batches of 64 and writes the CSV; 4,096-row chunks)
+              length-sorted batches of its default size and writes the CSV;
+              4,096-row chunks)
   pipe32      ``pipeline("text-classification", model=DIR, batch_size=32)`` on the list
   pipe        ``pipeline(...)`` with its default batch (one text at a time)
 

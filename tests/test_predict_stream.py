@@ -20,6 +20,7 @@ from labelwise.errors import ConfigError, DataError, OutputError
 from labelwise.outputs.names import partial_output, partial_state
 from labelwise.plan.config import config_from_dict
 from labelwise.training import stream
+from labelwise.training.forward import ACCELERATOR_BATCH_SIZE, CPU_BATCH_SIZE, batch_size_for
 from labelwise.training.predict import predict
 from labelwise.training.stream import predict_file
 from labelwise.training.train import train
@@ -237,6 +238,34 @@ def test_an_interrupted_run_resumes_to_the_same_file(model_dir, tmp_path, monkey
     assert not partial_output(out).exists() and not partial_state(out).exists()
 
 
+def test_the_default_batch_is_recorded_as_the_size_it_resolves_to(model_dir, tmp_path,
+                                                                 monkeypatch):
+    """A run on the default batch resumes under the same size given explicitly, and gives
+    the labels and scores of any other batch size (torch)."""
+    _frame(20).to_csv(tmp_path / "in.csv", index=False)
+    options = {"model_dir": model_dir, "input": tmp_path / "in.csv", "chunk_rows": 4}
+    out = tmp_path / "out.csv"
+    calls = _raise_on(monkeypatch, 3, KeyboardInterrupt)
+    with pytest.raises(KeyboardInterrupt):
+        predict_file(output=out, **options)  # batch_size=None
+    done = predict_file(output=out, resume=True, batch_size=CPU_BATCH_SIZE, **options)
+    assert done.resumed_rows == 8 and done.rows == 20 and len(calls) == 3 + 3
+    other = predict_file(output=tmp_path / "other.csv", batch_size=3, **options)
+    a, b = pd.read_csv(out), pd.read_csv(other.path)
+    assert a["label"].tolist() == b["label"].tolist()
+    np.testing.assert_allclose(a.filter(like="score").to_numpy(),
+                               b.filter(like="score").to_numpy(), atol=1e-5)
+
+
+def test_the_default_batch_is_32_rows_on_the_cpu_and_64_elsewhere():
+    assert (CPU_BATCH_SIZE, ACCELERATOR_BATCH_SIZE) == (32, 64)
+    assert batch_size_for(None) == batch_size_for(None, "cpu") == CPU_BATCH_SIZE
+    assert batch_size_for(None, "cuda:1") == batch_size_for(None, "mps") == 64
+    assert batch_size_for(7, "cuda") == batch_size_for(7) == 7
+    with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
+        predict_file(model_dir="unused", input="in.csv", output="out.csv", batch_size=0)
+
+
 def test_a_partial_for_other_options_is_refused_or_restarted(model_dir, tmp_path,
                                                              monkeypatch):
     _frame(20).to_csv(tmp_path / "in.csv", index=False)
@@ -248,7 +277,8 @@ def test_a_partial_for_other_options_is_refused_or_restarted(model_dir, tmp_path
     monkeypatch.undo()
     with pytest.raises(OutputError) as err:
         predict_file(output=out, resume=True, batch_size=3, **options)
-    assert err.value.code == "LW364" and "batch_size 64, not 3" in err.value.what
+    assert (err.value.code == "LW364"
+            and f"batch_size {CPU_BATCH_SIZE}, not 3" in err.value.what)
     assert "drop resume=True to start over" in str(err.value)
     assert not out.exists() and partial_state(out).exists()
     (tmp_path / "in.csv").write_text((tmp_path / "in.csv").read_text() + "99,sad film,neg\n")

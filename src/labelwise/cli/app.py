@@ -666,7 +666,9 @@ def predict(
     threshold: Annotated[list[float] | None, typer.Option(
         "--threshold", help="Override thresholds: one value for all labels, or one per "
         "label (repeat).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", help="Rows per forward pass (default: 32 on the CPU, 64 on a GPU).",
+        show_default=False)] = None,
     chunk_rows: Annotated[int, typer.Option(
         "--chunk-rows", help="Rows read, predicted and written at a time (memory grows "
         "with this, not with the file).")] = 4096,

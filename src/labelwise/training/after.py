@@ -24,7 +24,8 @@ SAMPLE_CAP = 2000
 
 def diagnose_run(prepared: Any, model: Any, *, plan: Plan,
                  valid: tuple[np.ndarray, np.ndarray], thresholds: Thresholds | None,
-                 log_history: list[dict[str, Any]], batch_size: int = 64) -> Diagnosis:
+                 log_history: list[dict[str, Any]], batch_size: int | None = None
+                 ) -> Diagnosis:
     """The findings after training for ``model`` trained on ``prepared`` with ``plan``.
 
     ``valid``: the validation logits and targets of the final model (in any row order,

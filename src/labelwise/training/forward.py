@@ -18,7 +18,30 @@ from torch.utils.data import DataLoader
 from labelwise.training.batching import Collator, EncodedDataset, SortedBatchSampler
 from labelwise.training.tokens import Encoded
 
-__all__ = ["predict_logits", "onnx_logits"]
+__all__ = ["predict_logits", "onnx_logits", "batch_size_for", "eval_batch_size",
+           "CPU_BATCH_SIZE", "ACCELERATOR_BATCH_SIZE"]
+
+# Rows per forward pass when the caller gives none (``batch_size=None``). On the CPU, 32:
+# of 8 to 128 rows, the fastest or within a few percent of it for MiniLM on the ag_news
+# and sst2 test sets, in torch and in ONNX Runtime int8 (``bench/bench_batch_size.py``,
+# BENCHMARKS.md). Larger batches' activations no longer fit the CPU's caches, and
+# length-sorted batches leave little padding to save. On a GPU or MPS, 64 (not measured
+# here: larger batches usually pay there).
+CPU_BATCH_SIZE = 32
+ACCELERATOR_BATCH_SIZE = 64
+
+
+def batch_size_for(batch_size: int | None, device: Any = "cpu") -> int:
+    """``batch_size``, or the default for ``device`` when it is ``None``."""
+    if batch_size is not None:
+        return batch_size
+    return CPU_BATCH_SIZE if torch.device(device).type == "cpu" else ACCELERATOR_BATCH_SIZE
+
+
+def eval_batch_size(train: Any, device: Any) -> int:
+    """Rows per batch of the evaluations during training: ``train.eval_batch_size``, else
+    the larger of the training batch and :func:`batch_size_for` ``device``."""
+    return train.eval_batch_size or max(train.batch_size, batch_size_for(None, device))
 
 
 def _batches(encoded: Encoded, pad_id: int, batch_size: int
@@ -48,10 +71,11 @@ def _scatter(encoded: Encoded, pad_id: int, batch_size: int, width: int,
 
 @torch.inference_mode()
 def predict_logits(model: torch.nn.Module, encoded: Encoded, *, pad_id: int,
-                   batch_size: int = 64, device: str | None = None) -> np.ndarray:
+                   batch_size: int | None = None, device: str | None = None) -> np.ndarray:
     """Logits ``[n, num_labels]`` for every row of ``encoded``, in input order, in fp32, on
     ``device`` (the model is moved there) or where the model is (after training: the
-    device it trained on)."""
+    device it trained on), ``batch_size`` rows at a time (default: :func:`batch_size_for`
+    that device)."""
     was_training = model.training
     model.eval()
     if device is not None:
@@ -63,15 +87,16 @@ def predict_logits(model: torch.nn.Module, encoded: Encoded, *, pad_id: int,
         return logits.float().cpu().numpy()
 
     try:
-        return _scatter(encoded, pad_id, batch_size,
+        return _scatter(encoded, pad_id, batch_size_for(batch_size, target),
                         int(getattr(model.config, "num_labels", 1)), forward)
     finally:
         model.train(was_training)
 
 
 def onnx_logits(model: Any, encoded: Encoded, *, pad_id: int,
-                batch_size: int = 64) -> np.ndarray:
+                batch_size: int | None = None) -> np.ndarray:
     """:func:`predict_logits` for an exported model (``labelwise.training.export.OnnxModel``):
-    the same length-sorted batches, the forward pass in ONNX Runtime."""
-    return _scatter(encoded, pad_id, batch_size, model.num_labels,
+    the same length-sorted batches, the forward pass in ONNX Runtime on the CPU."""
+    return _scatter(encoded, pad_id, batch_size_for(batch_size, "cpu"),
+                    model.num_labels,
                     lambda batch: model.logits({k: v.numpy() for k, v in batch.items()}))

@@ -51,7 +51,7 @@ def find_label_errors(
     folds: int = 5,
     seed: int = 42,
     similarity: float = 0.95,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     max_length: int = 128,
     progress: bool = True,
     **data_options: Any,
@@ -72,7 +72,7 @@ def find_label_errors(
         folds: Out-of-fold folds (k >= 2).
         seed: Seeds the folds and the models.
         similarity: Cosine similarity from which two texts count as near-identical.
-        batch_size: Rows per forward pass.
+        batch_size: Rows per forward pass of the encoder (default: 32, the CPU's).
         max_length: Tokens per text for the embeddings.
         progress: Show progress bars.
 
@@ -184,15 +184,18 @@ def _bar(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
 
 
-def embed_texts(texts: Sequence[str], *, model: str | None = None, batch_size: int = 64,
-                max_length: int = 128, progress: bool = True) -> np.ndarray:
+def embed_texts(texts: Sequence[str], *, model: str | None = None,
+                batch_size: int | None = None, max_length: int = 128,
+                progress: bool = True) -> np.ndarray:
     """Mean-pooled last-layer embeddings ``[n, hidden]`` (float32, input order) from a
     frozen encoder; ``model=None`` is the packaged MiniLM."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     from labelwise.plan.model_ref import resolve_model
+    from labelwise.training.forward import batch_size_for
 
+    batch_size = batch_size_for(batch_size)  # the encoder runs on the CPU
     path = resolve_model(model).name_or_path
     tokenizer = AutoTokenizer.from_pretrained(path)
     encoder = AutoModel.from_pretrained(path)

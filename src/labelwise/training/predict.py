@@ -291,7 +291,8 @@ def _input_columns(loaded: LoadedModel, texts: Any, text_pairs: Any, text_column
 def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
             text_column: str | None = None, text_pair_column: str | None = None,
             thresholds: float | Sequence[float] | Mapping[str, float] | None = None,
-            batch_size: int = 64, on_invalid: OnInvalid = "raise", device: str = "auto",
+            batch_size: int | None = None, on_invalid: OnInvalid = "raise",
+            device: str = "auto",
             runtime: Runtime = "auto", verbose: bool = False) -> Predictions:
     """Predict labels with a saved model dir; output row ``i`` is input row ``i``.
 
@@ -305,7 +306,8 @@ def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
         text_pair_column: Its text pair column (default: the model's).
         thresholds: Override the saved thresholds: one float for every label, a list in
             label order, or ``{label: threshold}``.
-        batch_size: Rows per forward pass.
+        batch_size: Rows per forward pass (default: 32 on the CPU, 64 on a GPU; measured
+            in BENCHMARKS.md).
         on_invalid: ``"raise"`` (default): ``None``, NaN, empty or blank strings and
             non-strings are a :class:`~labelwise.errors.DataError` naming their positions;
             ``"skip"``: those rows get the label ``None`` and NaN scores, and stay in place.
@@ -328,7 +330,7 @@ def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
     if on_invalid not in ("raise", "skip"):
         raise ConfigError(f"on_invalid must be 'raise' or 'skip', not {on_invalid!r}",
                           fix="pass --on-invalid raise or --on-invalid skip", code="LW342")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1. Got {batch_size} instead",
                           fix="pass a positive --batch-size", code="LW342")
     from labelwise.training.device import resolve_device
@@ -369,7 +371,8 @@ def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
 
 
 def _run(loaded: LoadedModel, texts: list[str], pairs: list[str] | None,
-         thresholds: tuple[float, ...] | None, batch_size: int, device: Any) -> Predictions:
+         thresholds: tuple[float, ...] | None, batch_size: int | None, device: Any
+         ) -> Predictions:
     from labelwise.training.forward import onnx_logits, predict_logits
 
     encoded = encode_texts(loaded.tokenizer, texts, pairs,
@@ -394,7 +397,7 @@ def _unpredicted(loaded: LoadedModel, n: int, thresholds: tuple[float, ...] | No
 
 
 def predict_split(model_dir: str | Path, texts: list[str], *,
-                  text_pairs: list[str] | None = None, batch_size: int = 64,
+                  text_pairs: list[str] | None = None, batch_size: int | None = None,
                   device: str = "auto") -> Predictions:
     """Predictions for a split's texts as training evaluated them: every row, an empty text
     included (the report's plots), with the saved thresholds."""

@@ -49,7 +49,7 @@ def measure_speed(prepared: Prepared, plan: Plan, *, steps: int = 8,
     from transformers import TrainerCallback
 
     from labelwise.training.batching import LengthBucketBatchSampler, SortedBatchSampler
-    from labelwise.training.forward import predict_logits
+    from labelwise.training.forward import eval_batch_size, predict_logits
     from labelwise.training.train import fit
 
     started = time.perf_counter()
@@ -87,7 +87,7 @@ def measure_speed(prepared: Prepared, plan: Plan, *, steps: int = 8,
     valid = prepared.encoded_at("valid", length)
     eval_seconds = 0.0
     if len(valid):
-        batch = t.eval_batch_size or max(t.batch_size, 64)
+        batch = eval_batch_size(t, next(result.model.parameters()).device)
         rng = np.random.default_rng(t.seed)
         rows = np.sort(rng.choice(len(valid), size=min(eval_rows, len(valid)), replace=False))
         sample = valid.take(rows)

@@ -81,7 +81,8 @@ class PredictedFile:
 def predict_file(*, model_dir: str | Path, input: str | Path, output: str | Path,
                  text_column: str | None = None, text_pair_column: str | None = None,
                  thresholds: float | Sequence[float] | Mapping[str, float] | None = None,
-                 batch_size: int = 64, chunk_rows: int = 4096, on_invalid: OnInvalid = "raise",
+                 batch_size: int | None = None, chunk_rows: int = 4096,
+                 on_invalid: OnInvalid = "raise",
                  device: str = "auto", runtime: Runtime = "auto", resume: bool | None = None,
                  progress: bool = False,
                  on_progress: Callable[[int, int], None] | None = None,
@@ -97,7 +98,7 @@ def predict_file(*, model_dir: str | Path, input: str | Path, output: str | Path
         text_pair_column: Its second text column, for a sentence-pair model (default: the
             model's).
         thresholds: Override the saved thresholds, as :func:`~labelwise.predict`.
-        batch_size: Rows per forward pass.
+        batch_size: Rows per forward pass (default: as :func:`~labelwise.predict`).
         chunk_rows: Rows read, predicted and written at a time: memory grows with this,
             not with the file.
         on_invalid: ``"raise"``: a row with no text is a
@@ -127,7 +128,7 @@ def predict_file(*, model_dir: str | Path, input: str | Path, output: str | Path
         raise ConfigError(f"on_invalid must be 'raise' or 'skip', not {on_invalid!r}",
                           fix="pass --on-invalid raise or --on-invalid skip", code="LW342")
     for name, value in (("batch_size", batch_size), ("chunk_rows", chunk_rows)):
-        if not isinstance(value, int) or value < 1:
+        if value is not None and (not isinstance(value, int) or value < 1):
             flag = name.replace("_", "-")
             raise ConfigError(f"{name} must be a positive integer. Got {value!r} instead",
                               fix=f"pass a positive --{flag}", code="LW342")
@@ -136,11 +137,13 @@ def predict_file(*, model_dir: str | Path, input: str | Path, output: str | Path
                           fix="pass --output with a file name (.csv, .jsonl or .parquet)",
                           code="LW361")
     from labelwise.training.device import resolve_device
+    from labelwise.training.forward import batch_size_for
     from labelwise.training.progress import quiet_libraries
 
     target = resolve_device(device)
     with quiet_libraries(verbose):
         loaded = load_model(model_dir, runtime=runtime)
+    batch_size = batch_size_for(batch_size, target if loaded.runtime == "torch" else "cpu")
     values = _threshold_values(loaded, thresholds)
     column = text_column or loaded.manifest.get("text_column") or "text"
     pair = text_pair_column or loaded.manifest.get("text_pair_column")

@@ -185,6 +185,7 @@ def build_model(plan: Plan, *, base_state: dict[str, Any] | None = None,
 def _training_args(cfg: RunConfig, plan: Plan, work: Path, n_train: int, *,
                    save: bool) -> Any:
     from labelwise.training.device import compute_for, training_arguments
+    from labelwise.training.forward import eval_batch_size
     from labelwise.training.trainer import steps_per_epoch
 
     t = cfg.train
@@ -206,7 +207,7 @@ def _training_args(cfg: RunConfig, plan: Plan, work: Path, n_train: int, *,
         num_train_epochs=t.epochs,
         max_steps=t.max_steps or -1,
         per_device_train_batch_size=t.batch_size,
-        per_device_eval_batch_size=t.eval_batch_size or max(t.batch_size, 64),
+        per_device_eval_batch_size=eval_batch_size(t, compute.device),
         learning_rate=t.learning_rate,
         weight_decay=t.weight_decay,
         warmup_steps=t.warmup_ratio,
@@ -360,7 +361,7 @@ def fit(prepared: Prepared, *, plan: Plan | None = None, work: Path,
 
 
 def final_metrics(prepared: Prepared, model: Any, *, plan: Plan | None = None,
-                  splits: Sequence[str] | None = None, batch_size: int = 64,
+                  splits: Sequence[str] | None = None, batch_size: int | None = None,
                   thresholds: Thresholds | None = None,
                   valid_eval: tuple[np.ndarray, np.ndarray] | None = None,
                   keep: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
