@@ -248,7 +248,8 @@ def test_the_default_batch_is_recorded_as_the_size_it_resolves_to(model_dir, tmp
     calls = _raise_on(monkeypatch, 3, KeyboardInterrupt)
     with pytest.raises(KeyboardInterrupt):
         predict_file(output=out, **options)  # batch_size=None
-    done = predict_file(output=out, resume=True, batch_size=CPU_BATCH_SIZE, **options)
+    done = predict_file(output=out, resume=True, batch_size=CPU_BATCH_SIZE["torch"],
+                        **options)
     assert done.resumed_rows == 8 and done.rows == 20 and len(calls) == 3 + 3
     other = predict_file(output=tmp_path / "other.csv", batch_size=3, **options)
     a, b = pd.read_csv(out), pd.read_csv(other.path)
@@ -257,11 +258,12 @@ def test_the_default_batch_is_recorded_as_the_size_it_resolves_to(model_dir, tmp
                                b.filter(like="score").to_numpy(), atol=1e-5)
 
 
-def test_the_default_batch_is_32_rows_on_the_cpu_and_64_elsewhere():
-    assert (CPU_BATCH_SIZE, ACCELERATOR_BATCH_SIZE) == (32, 64)
-    assert batch_size_for(None) == batch_size_for(None, "cpu") == CPU_BATCH_SIZE
+def test_the_default_batch_is_32_rows_on_the_cpu_16_in_onnx_and_64_elsewhere():
+    assert (CPU_BATCH_SIZE, ACCELERATOR_BATCH_SIZE) == ({"torch": 32, "onnx": 16}, 64)
+    assert batch_size_for(None) == batch_size_for(None, "cpu", "torch") == 32
+    assert batch_size_for(None, "cpu", "onnx") == batch_size_for(None, "cuda", "onnx") == 16
     assert batch_size_for(None, "cuda:1") == batch_size_for(None, "mps") == 64
-    assert batch_size_for(7, "cuda") == batch_size_for(7) == 7
+    assert batch_size_for(7, "cuda") == batch_size_for(7, "cpu", "onnx") == 7
     with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
         predict_file(model_dir="unused", input="in.csv", output="out.csv", batch_size=0)
 
@@ -278,7 +280,7 @@ def test_a_partial_for_other_options_is_refused_or_restarted(model_dir, tmp_path
     with pytest.raises(OutputError) as err:
         predict_file(output=out, resume=True, batch_size=3, **options)
     assert (err.value.code == "LW364"
-            and f"batch_size {CPU_BATCH_SIZE}, not 3" in err.value.what)
+            and f"batch_size {CPU_BATCH_SIZE['torch']}, not 3" in err.value.what)
     assert "drop resume=True to start over" in str(err.value)
     assert not out.exists() and partial_state(out).exists()
     (tmp_path / "in.csv").write_text((tmp_path / "in.csv").read_text() + "99,sad film,neg\n")

@@ -667,7 +667,8 @@ def predict(
         "--threshold", help="Override thresholds: one value for all labels, or one per "
         "label (repeat).")] = None,
     batch_size: Annotated[int | None, typer.Option(
-        "--batch-size", help="Rows per forward pass (default: 32 on the CPU, 64 on a GPU).",
+        "--batch-size", help="Rows per forward pass (default: 32 on the CPU, 16 for an ONNX "
+        "export, 64 on a GPU).",
         show_default=False)] = None,
     chunk_rows: Annotated[int, typer.Option(
         "--chunk-rows", help="Rows read, predicted and written at a time (memory grows "

@@ -14,8 +14,10 @@ logits on a padded example). On torch 2.13 both exporters work for BERT; the Tor
 one is used because ONNX Runtime's fusions recognize its graph (the ``torch.export``-based
 graph, the fallback, runs unfused). ``quantize="int8"`` is ONNX Runtime's dynamic
 quantization (``onnxruntime.quantization.quantize_dynamic``: int8 weights per output
-channel in 7 bits, activations quantized per batch at run time). The dir is built beside the output dir and published by one rename,
-under the output dir's lock, so a failed export leaves no half-written dir.
+channel in 7 bits, activations quantized at run time with one scale per batch, so that a
+row's int8 scores move slightly with the rows batched beside it). The dir is built beside
+the output dir and published by one rename, under the output dir's lock, so a failed
+export leaves no half-written dir.
 """
 
 from __future__ import annotations

@@ -21,21 +21,25 @@ from labelwise.training.tokens import Encoded
 __all__ = ["predict_logits", "onnx_logits", "batch_size_for", "eval_batch_size",
            "CPU_BATCH_SIZE", "ACCELERATOR_BATCH_SIZE"]
 
-# Rows per forward pass when the caller gives none (``batch_size=None``). On the CPU, 32:
-# of 8 to 128 rows, the fastest or within a few percent of it for MiniLM on the ag_news
-# and sst2 test sets, in torch and in ONNX Runtime int8 (``bench/bench_batch_size.py``,
-# BENCHMARKS.md). Larger batches' activations no longer fit the CPU's caches, and
-# length-sorted batches leave little padding to save. On a GPU or MPS, 64 (not measured
-# here: larger batches usually pay there).
-CPU_BATCH_SIZE = 32
+# Rows per forward pass when the caller gives none (``batch_size=None``). On the CPU, per
+# runtime, the fastest of 8 to 128 rows for MiniLM on both the ag_news and the sst2 test
+# set (``bench/bench_batch_size.py``, BENCHMARKS.md): 32 in torch, 16 in ONNX Runtime
+# (int8). Larger batches' activations no longer fit the CPU's caches, and length-sorted
+# batches leave little padding to save. On a GPU or MPS, 64 (not measured here: larger
+# batches usually pay there).
+CPU_BATCH_SIZE = {"torch": 32, "onnx": 16}
 ACCELERATOR_BATCH_SIZE = 64
 
 
-def batch_size_for(batch_size: int | None, device: Any = "cpu") -> int:
-    """``batch_size``, or the default for ``device`` when it is ``None``."""
+def batch_size_for(batch_size: int | None, device: Any = "cpu", runtime: str = "torch"
+                   ) -> int:
+    """``batch_size``, or the default for ``device`` and ``runtime`` (``torch`` or
+    ``onnx``, which runs on the CPU) when it is ``None``."""
     if batch_size is not None:
         return batch_size
-    return CPU_BATCH_SIZE if torch.device(device).type == "cpu" else ACCELERATOR_BATCH_SIZE
+    if runtime == "onnx" or torch.device(device).type == "cpu":
+        return CPU_BATCH_SIZE[runtime]
+    return ACCELERATOR_BATCH_SIZE
 
 
 def eval_batch_size(train: Any, device: Any) -> int:
@@ -97,6 +101,6 @@ def onnx_logits(model: Any, encoded: Encoded, *, pad_id: int,
                 batch_size: int | None = None) -> np.ndarray:
     """:func:`predict_logits` for an exported model (``labelwise.training.export.OnnxModel``):
     the same length-sorted batches, the forward pass in ONNX Runtime on the CPU."""
-    return _scatter(encoded, pad_id, batch_size_for(batch_size, "cpu"),
+    return _scatter(encoded, pad_id, batch_size_for(batch_size, "cpu", "onnx"),
                     model.num_labels,
                     lambda batch: model.logits({k: v.numpy() for k, v in batch.items()}))

@@ -306,8 +306,8 @@ def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
         text_pair_column: Its text pair column (default: the model's).
         thresholds: Override the saved thresholds: one float for every label, a list in
             label order, or ``{label: threshold}``.
-        batch_size: Rows per forward pass (default: 32 on the CPU, 64 on a GPU; measured
-            in BENCHMARKS.md).
+        batch_size: Rows per forward pass (default: 32 on the CPU, 16 for an ONNX
+            export, 64 on a GPU; measured in BENCHMARKS.md).
         on_invalid: ``"raise"`` (default): ``None``, NaN, empty or blank strings and
             non-strings are a :class:`~labelwise.errors.DataError` naming their positions;
             ``"skip"``: those rows get the label ``None`` and NaN scores, and stay in place.

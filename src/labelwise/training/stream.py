@@ -143,7 +143,7 @@ def predict_file(*, model_dir: str | Path, input: str | Path, output: str | Path
     target = resolve_device(device)
     with quiet_libraries(verbose):
         loaded = load_model(model_dir, runtime=runtime)
-    batch_size = batch_size_for(batch_size, target if loaded.runtime == "torch" else "cpu")
+    batch_size = batch_size_for(batch_size, target, loaded.runtime)
     values = _threshold_values(loaded, thresholds)
     column = text_column or loaded.manifest.get("text_column") or "text"
     pair = text_pair_column or loaded.manifest.get("text_pair_column")
