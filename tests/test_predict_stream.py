@@ -266,6 +266,8 @@ def test_the_default_batch_is_32_rows_on_the_cpu_16_in_onnx_and_64_elsewhere():
     assert batch_size_for(7, "cuda") == batch_size_for(7, "cpu", "onnx") == 7
     with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
         predict_file(model_dir="unused", input="in.csv", output="out.csv", batch_size=0)
+    with pytest.raises(ConfigError, match="chunk_rows must be a positive integer"):
+        predict_file(model_dir="unused", input="in.csv", output="out.csv", chunk_rows=None)
 
 
 def test_a_partial_for_other_options_is_refused_or_restarted(model_dir, tmp_path,

@@ -127,8 +127,11 @@ def predict_file(*, model_dir: str | Path, input: str | Path, output: str | Path
     if on_invalid not in ("raise", "skip"):
         raise ConfigError(f"on_invalid must be 'raise' or 'skip', not {on_invalid!r}",
                           fix="pass --on-invalid raise or --on-invalid skip", code="LW342")
-    for name, value in (("batch_size", batch_size), ("chunk_rows", chunk_rows)):
-        if value is not None and (not isinstance(value, int) or value < 1):
+    for name, value, default in (("batch_size", batch_size, True),
+                                 ("chunk_rows", chunk_rows, False)):
+        if value is None and default:  # predict's default batch for the device
+            continue
+        if not isinstance(value, int) or value < 1:
             flag = name.replace("_", "-")
             raise ConfigError(f"{name} must be a positive integer. Got {value!r} instead",
                               fix=f"pass a positive --{flag}", code="LW342")
