@@ -112,7 +112,7 @@ def test_every_keyword_in_the_mapping_is_a_parameter_of_a_verb():
 
     params = set()
     for verb in (labelwise.train, tune, predict, labelwise.check, labelwise.inspect_data,
-                 labelwise.predict_file, labelwise.export):
+                 labelwise.predict_file, labelwise.export, labelwise.find_label_errors):
         params |= set(inspect.signature(verb).parameters)
     keywords = {name for name, (_, kind, _) in OPTIONS.items() if kind != "call"}
     assert keywords - {"study"} <= params | {"join", "storage", "workers"}

@@ -341,7 +341,7 @@ def test_thorough_averages_the_fine_tunes_with_the_linear_model(tiny_model, tmp_
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"method": "quick"}, "unknown label-error method 'quick'"),
-    ({"folds": 1}, "folds must be at least 2; got 1"),
+    ({"folds": 1}, "folds must be an integer of at least 2. Got 1 instead"),
     ({"method": "thorough"}, "the thorough method trains with a run config"),
 ])
 def test_bad_arguments(kwargs, message):
@@ -391,6 +391,8 @@ def test_inspect_label_errors_json_and_csv(tiny_model, tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["--label-errors", "quick"], "unknown --label-errors method 'quick'"),
     (["--label-errors", "thorough"], "--label-errors thorough trains with a run config"),
+    (["--label-errors", "fast", "--folds", "1"],
+     "folds must be an integer of at least 2. Got 1 instead. Fix: pass --folds 2 or more"),
 ])
 def test_inspect_label_errors_mistakes_exit_2(tmp_path, args, message):
     path = tmp_path / "train.csv"

@@ -367,3 +367,43 @@ def test_cli_invalid_rows_name_the_flag(model_dir, tmp_path):
     code, text = _cli(model_dir, tmp_path / "in.csv", "-o", tmp_path / "out.csv",
                       "--on-invalid", "skip")
     assert code == 0 and "(1 skipped)" in text
+
+
+@pytest.mark.parametrize("bad", [0, -3, True, 2.5, "8"])
+def test_one_count_check_refuses_a_bad_batch_size_everywhere(model_dir, tmp_path, bad):
+    # predict, predict_file, the encoder of find_label_errors and the CLI share one check:
+    # True is not one row, 2.5 and "8" are not counts (no TypeError from a comparison)
+    from labelwise.training.label_errors import embed_texts
+
+    message = f"batch_size must be a positive integer. Got {bad!r} instead"
+    _frame(6).to_csv(tmp_path / "in.csv", index=False)
+    out = tmp_path / "out.csv"
+    calls = [lambda: predict(model_dir, ["a film"], batch_size=bad),
+             lambda: predict_file(model_dir=model_dir, input=tmp_path / "in.csv", output=out,
+                                  batch_size=bad),
+             lambda: predict_file(model_dir=model_dir, input=tmp_path / "in.csv", output=out,
+                                  chunk_rows=4, batch_size=bad),
+             lambda: embed_texts(["a film"], batch_size=bad),
+             lambda: labelwise.find_label_errors(train=_frame(20), text_column="review",
+                                                 batch_size=bad, progress=False)]
+    for call in calls:
+        with pytest.raises(ConfigError) as err:
+            call()
+        assert err.value.what == message and err.value.code == "LW342"
+        assert str(err.value).endswith("Fix: pass batch_size=1 or more")
+    assert not out.exists() and not partial_state(out).exists()
+    if type(bad) is int:  # what the command line can pass
+        result = CliRunner().invoke(app, ["predict", str(model_dir), str(tmp_path / "in.csv"),
+                                          "-o", str(out), "--batch-size", str(bad)])
+        assert result.exit_code == 2 and "Fix: pass --batch-size 1 or more" in result.output
+        assert "Traceback" not in result.output and not out.exists()
+
+
+@pytest.mark.parametrize("bad", [0, True, 1.5, None])
+def test_chunk_rows_must_be_a_count(model_dir, tmp_path, bad):
+    _frame(6).to_csv(tmp_path / "in.csv", index=False)
+    with pytest.raises(ConfigError) as err:
+        predict_file(model_dir=model_dir, input=tmp_path / "in.csv",
+                     output=tmp_path / "out.csv", chunk_rows=bad)
+    assert err.value.what == f"chunk_rows must be a positive integer. Got {bad!r} instead"
+    assert not (tmp_path / "out.csv").exists()

@@ -13,6 +13,7 @@ from labelwise.findings import OPTIONS, Finding, Findings, Style, Where, for_cal
 
 __all__ = [
     "require",
+    "check_count",
     "OPTIONS",
     "Style",
     "for_caller",
@@ -160,3 +161,20 @@ def require(*modules: str, what: str, extra: str) -> Any:
         raise MissingDependencyError(what, fix=f"pip install 'labelwise[{extra}]'",
                                      code="LW401") from None
     return loaded[0]
+
+
+def check_count(value: Any, *, name: str, minimum: int = 1, none_ok: bool = False,
+                code: str = "LW342") -> int | None:
+    """``value`` as an ``int`` of at least ``minimum`` (``None`` passes with ``none_ok``: the
+    caller's default), else a :class:`ConfigError` naming ``name`` as the caller passes it.
+    A bool or float is refused: ``True`` rows per batch is a mistake, not 1."""
+    import numbers
+
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+        flag = "--" + name.replace("_", "-")
+        raise ConfigError(f"{name} must be {what}. Got {value!r} instead",
+                          fix=f"pass {flag} {max(minimum, 1)} or more", code=code)
+    return int(value)

@@ -76,6 +76,7 @@ OPTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "thresholds": ("--threshold", "value", ()),
     "on_invalid": ("--on-invalid", "value", ("raise", "skip")),
     "batch_size": ("--batch-size", "value", ()),
+    "folds": ("--folds", "value", ()),
     "device": ("--device", "value", ("auto", "cpu", "mps", "cuda")),
     "label_errors_out": ("--label-errors-out", "call", ("LabelErrors.write_csv",)),
     "config": ("--set", "set", ()),

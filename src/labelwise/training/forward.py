@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from labelwise.errors import check_count
 from labelwise.training.batching import Collator, EncodedDataset, SortedBatchSampler
 from labelwise.training.tokens import Encoded
 
@@ -36,7 +37,7 @@ def batch_size_for(batch_size: int | None, device: Any = "cpu", runtime: str = "
     """``batch_size``, or the default for ``device`` and ``runtime`` (``torch`` or
     ``onnx``, which runs on the CPU) when it is ``None``."""
     if batch_size is not None:
-        return batch_size
+        return int(check_count(batch_size, name="batch_size"))
     if runtime == "onnx" or torch.device(device).type == "cpu":
         return CPU_BATCH_SIZE[runtime]
     return ACCELERATOR_BATCH_SIZE

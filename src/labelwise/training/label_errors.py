@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from labelwise.data.loading import LoadedData, load_splits
-from labelwise.errors import ConfigError
+from labelwise.errors import ConfigError, check_count
 from labelwise.labels.inference import Task
 from labelwise.plan.config import RunConfig
 from labelwise.scoring.label_errors import LabelErrors, issues_from_predictions, near_duplicates
@@ -87,9 +87,8 @@ def find_label_errors(
     if method not in ("fast", "thorough"):
         raise ConfigError(f"unknown label-error method {method!r}",
                           fix="pass method='fast' or method='thorough'", code="LW142")
-    if folds < 2:
-        raise ConfigError(f"folds must be at least 2; got {folds}", fix="pass folds=5",
-                          code="LW142")
+    check_count(folds, name="folds", minimum=2, code="LW142")
+    check_count(batch_size, name="batch_size", none_ok=True)
     if method == "thorough" and config is None:
         raise ConfigError("the thorough method trains with a run config and none was given",
                           fix="pass config= (a RunConfig or load_config('run.yaml'))",

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from labelwise.errors import ConfigError, DataError
+from labelwise.errors import ConfigError, DataError, check_count
 from labelwise.labels.schema import LabelSchema
 from labelwise.outputs.model_dir import read_manifest
 from labelwise.outputs.names import MANIFEST, ONNX_MODEL, TORCH_WEIGHTS, not_a_model_dir
@@ -330,9 +330,7 @@ def predict(model_dir: str | Path, texts: Any, *, text_pairs: Any = None,
     if on_invalid not in ("raise", "skip"):
         raise ConfigError(f"on_invalid must be 'raise' or 'skip', not {on_invalid!r}",
                           fix="pass --on-invalid raise or --on-invalid skip", code="LW342")
-    if batch_size is not None and batch_size < 1:
-        raise ConfigError(f"batch_size must be at least 1. Got {batch_size} instead",
-                          fix="pass a positive --batch-size", code="LW342")
+    batch_size = check_count(batch_size, name="batch_size", none_ok=True)
     from labelwise.training.device import resolve_device
     from labelwise.training.progress import quiet_libraries
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from labelwise.data.chunks import FileScan, iter_chunks, scan
 from labelwise.data.io import Table, check_columns
-from labelwise.errors import ConfigError, DataError, OutputError
+from labelwise.errors import ConfigError, DataError, OutputError, check_count
 from labelwise.outputs.names import MANIFEST, partial_output, partial_state
 from labelwise.outputs.safety import disk_full_errors, hold_output, write_atomic
 from labelwise.training._memory import trim_heap
@@ -127,14 +127,8 @@ def predict_file(*, model_dir: str | Path, input: str | Path, output: str | Path
     if on_invalid not in ("raise", "skip"):
         raise ConfigError(f"on_invalid must be 'raise' or 'skip', not {on_invalid!r}",
                           fix="pass --on-invalid raise or --on-invalid skip", code="LW342")
-    for name, value, default in (("batch_size", batch_size, True),
-                                 ("chunk_rows", chunk_rows, False)):
-        if value is None and default:  # predict's default batch for the device
-            continue
-        if not isinstance(value, int) or value < 1:
-            flag = name.replace("_", "-")
-            raise ConfigError(f"{name} must be a positive integer. Got {value!r} instead",
-                              fix=f"pass a positive --{flag}", code="LW342")
+    batch_size = check_count(batch_size, name="batch_size", none_ok=True)  # None: predict's
+    chunk_rows = check_count(chunk_rows, name="chunk_rows")  # default batch for the device
     if out.is_dir():
         raise OutputError("the output is a folder, not a file", where=f"file {out}",
                           fix="pass --output with a file name (.csv, .jsonl or .parquet)",
