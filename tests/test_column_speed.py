@@ -180,6 +180,21 @@ def test_text_codes_group_rows_exactly_as_text_key_does(texts, n_chunks, scan_ro
                 assert (got[i] == got[j]) == (keys[i] == keys[j]), (keys[i], keys[j])
 
 
+def test_text_codes_leave_the_callers_column_as_it_was():
+    # keys are written over texts that are not their own key: into a copy, never into
+    # the caller's object array (a DataFrame's column is handed over without a copy)
+    texts = ["a  b", " a b", "a b", "caf\u00e9 ", "caf\u00e9", None, ""]
+    frame = pd.DataFrame({"text": pd.Series(texts, dtype=object)})
+    before = frame["text"].to_numpy(dtype=object).copy()
+    codes = text_codes({"train": frame["text"]})["train"]
+    assert codes.tolist()[:3] == [codes[0]] * 3 and codes[3] == codes[4] != codes[0]
+    assert codes[5] == codes[6] == -1
+    assert frame["text"].tolist() == before.tolist()
+    arrow = pd.Series(texts, dtype="str")
+    text_codes({"train": arrow, "test": frame["text"]})
+    assert arrow.tolist()[:5] == texts[:5] and frame["text"].tolist() == before.tolist()
+
+
 def test_a_column_reads_like_the_list_of_its_cells():
     values = pd.Series(["pos", None, "neg", "pos", float("nan"), ""], dtype=object)
     cells = parse_column(values)

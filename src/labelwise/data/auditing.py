@@ -200,17 +200,15 @@ def text_codes(columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
     without text.
 
     The conflict (LW109) and leakage (LW110) checks and the carving of validation read
-    these codes. Most texts are their own key (ASCII, single spaces, nothing at the ends):
-    pandas hashes the Python strings as they are (no copy of the texts). Meanwhile pyarrow
-    finds, in threads, the texts that are not their own key and writes the keys of the
-    ASCII ones; the others go through :func:`text_key`. Each such row takes the code of its
-    key: the code of the same written text, else a new one. The codes are those of one
-    ``pandas.factorize`` over the texts followed by the keys.
+    these codes (only which rows share one matters, not its number). Most texts are their
+    own key (ASCII, single spaces, nothing at the ends). pyarrow finds, in threads, the
+    texts that are not and writes the keys of the ASCII ones while pandas takes the texts
+    out as Python strings; the others go through :func:`text_key`. Each such row's text is
+    replaced by its key, and one ``pandas.factorize`` over all the columns gives the codes.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     import pandas as pd
-    import pyarrow as pa
 
     if not columns:
         return {}
@@ -223,68 +221,27 @@ def text_codes(columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
                 parts[name] = _text_values(series)
                 arrow = _copied_pieces(parts[name])
             pieces += arrow
-        scans = [pool.submit(_scan, p) for p in pieces]  # pyarrow, beside the hashing
+        scans = [pool.submit(_scan, p) for p in pieces]  # pyarrow, beside the copying out
         for name, series in columns.items():
             if parts[name] is None:
                 parts[name] = _text_values(series)
-        values = np.concatenate(list(parts.values())) if len(parts) > 1 else next(
-            iter(parts.values()))
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
-        codes = codes.astype(np.int64, copy=False)
+        # a copy of the pointers: the keys go in below, and the column's own array is
+        # the caller's
+        values = np.concatenate(list(parts.values()))
         starts = np.cumsum([0] + [len(p) for p in pieces])
-        scanned = [scan.result() for scan in scans]
-        rows_a = np.concatenate([np.zeros(0, np.int64)] + [
-            plain + at for (plain, _, _), at in zip(scanned, starts, strict=False)])
-        rows_o = np.concatenate([np.zeros(0, np.int64)] + [
-            other + at for (_, _, other), at in zip(scanned, starts, strict=False)])
-        keys = pa.chunked_array([k for _, k, _ in scanned] + [pa.array(
-            [text_key(t) for t in values[rows_o]], type=pa.large_string())],
-            type=pa.large_string())
-        key_codes = _codes_of_keys(keys, pieces, codes, len(uniques), pool)
-    codes[rows_a] = key_codes[:len(rows_a)]
-    codes[rows_o] = key_codes[len(rows_a):]
+        for (plain, keys, other), at in zip((s.result() for s in scans), starts,
+                                            strict=False):
+            if len(plain):
+                values[plain + at] = keys.to_numpy(zero_copy_only=False)
+            if len(other):
+                rows = other + at
+                values[rows] = [text_key(t) for t in values[rows]]
+    codes = pd.factorize(values, use_na_sentinel=True)[0].astype(np.int64, copy=False)
     out, start = {}, 0
     for name, part in parts.items():
         out[name] = codes[start:start + len(part)]
         start += len(part)
     return out
-
-
-def _codes_of_keys(keys: Any, pieces: Sequence[Any], codes: np.ndarray, n_codes: int,
-                   pool: Any) -> np.ndarray:
-    """Each key's code as if factorized after the texts: the code of a text written the
-    same way, else a new code past the ``n_codes`` in order of first appearance; -1 for
-    a key of no text (``None``)."""
-    import pyarrow.compute as pc
-
-    distinct = pc.drop_null(pc.unique(keys))
-    key_ids = _ids(pc.index_in(keys, value_set=distinct))
-    if not len(distinct):
-        return key_ids
-    # the rows whose text is written as a key, found by pyarrow: one hash set of the keys
-    # per half of the texts, a half per thread
-    import pyarrow as pa
-
-    half = (len(pieces) + 1) // 2
-    halves = [pa.chunked_array(part, type=pa.large_string())
-              for part in (pieces[:half], pieces[half:]) if part]
-    match = np.concatenate([_ids(m) for m in pool.map(
-        lambda texts: pc.index_in(texts, value_set=distinct), halves)])
-    rows = np.flatnonzero(match >= 0)
-    code = np.full(len(distinct), -1, dtype=np.int64)
-    ids, first = np.unique(match[rows], return_index=True)
-    code[ids] = codes[rows[first]]
-    new = np.flatnonzero(code < 0)
-    _, first_seen = np.unique(key_ids[key_ids >= 0], return_index=True)  # every distinct key
-    code[new[np.argsort(first_seen[new], kind="stable")]] = n_codes + np.arange(len(new))
-    return np.where(key_ids >= 0, code[np.maximum(key_ids, 0)], -1)
-
-
-def _ids(found: Any) -> np.ndarray:
-    """``pyarrow.compute.index_in``'s result as int64, -1 where nothing matched."""
-    import pyarrow.compute as pc
-
-    return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 class _Ctx:
