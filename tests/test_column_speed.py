@@ -232,7 +232,9 @@ def test_infinite_targets_are_found_column_wise(value):
 
 
 @settings(max_examples=60, deadline=None)
-@given(rows=st.lists(st.tuples(st.one_of(st.none(), st.text(max_size=6)),
+@given(rows=st.lists(st.tuples(st.one_of(st.none(), st.text(max_size=6),  # and the
+                                         # characters that change how Python writes a repr
+                                         st.text("ab '\"\\\n\x7f\xe9\u2028", max_size=6)),
                                st.one_of(st.none(), st.integers(-3, 3)),
                                st.floats(allow_nan=True, allow_infinity=False)),
                      max_size=30),
@@ -279,7 +281,9 @@ def test_content_sha_read_a_slice_at_a_time_is_the_whole_columns(cells, rows):
 
 
 @settings(max_examples=60, deadline=None)
-@given(rows=st.lists(st.tuples(st.one_of(st.none(), st.text(max_size=6)),
+@given(rows=st.lists(st.tuples(st.one_of(st.none(), st.text(max_size=6),  # and the
+                                         # characters that change how Python writes a repr
+                                         st.text("ab '\"\\\n\x7f\xe9\u2028", max_size=6)),
                                st.one_of(st.none(), st.integers(-3, 3)),
                                st.sampled_from([0.0, -0.0, 0.5, 1e20, float("nan")]),
                                st.booleans()), max_size=20),
