@@ -232,8 +232,8 @@ def test_infinite_targets_are_found_column_wise(value):
 
 
 @settings(max_examples=60, deadline=None)
-@given(rows=st.lists(st.tuples(st.one_of(st.none(), st.text(max_size=6),  # and the
-                                         # characters that change how Python writes a repr
+@given(rows=st.lists(st.tuples(st.one_of(st.none(), st.text(max_size=6),  # and quotes,
+                                         # backslashes, control and non-ASCII characters
                                          st.text("ab '\"\\\n\x7f\xe9\u2028", max_size=6)),
                                st.one_of(st.none(), st.integers(-3, 3)),
                                st.floats(allow_nan=True, allow_infinity=False)),

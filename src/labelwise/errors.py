@@ -176,5 +176,5 @@ def check_count(value: Any, *, name: str, minimum: int = 1, none_ok: bool = Fals
         what = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
         flag = "--" + name.replace("_", "-")
         raise ConfigError(f"{name} must be {what}. Got {value!r} instead",
-                          fix=f"pass {flag} {max(minimum, 1)} or more", code=code)
+                          fix=f"pass {flag} {minimum} or more", code=code)
     return int(value)
